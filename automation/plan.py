@@ -1,0 +1,523 @@
+"""Offline plan: run the stack program under Pulumi mocks and capture the resource graph.
+
+No Pulumi CLI, no credentials, no network. The program is the very same
+``recipes.build(recipes.read_stack_config())`` that ``pulumi up`` runs; the
+mock monitor below records every registration (type, name, parent,
+dependencies, the inputs as the engine receives them) and answers with
+deterministic placeholders shaped like the values AWS would return, so that
+dependants such as IAM policy documents come out as complete JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT = "db-recipes"
+ACCOUNT_ID = "123456789012"
+SECRET_MARKER = "[secret]"
+UNKNOWN_MARKER = "[unknown]"
+
+
+class PlanError(Exception):
+    """The program could not be planned (bad config, or an error while building)."""
+
+
+@dataclass
+class PlannedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict[str, Any]
+    dependencies: list[str]
+    custom: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "inputs": self.inputs,
+            "dependencies": self.dependencies,
+        }
+
+
+@dataclass
+class Plan:
+    project: str
+    stack: str
+    region: str
+    resources: list[PlannedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "stack": self.stack,
+            "resources": [r.to_json() for r in self.resources],
+        }
+
+    def of_type(self, type_token: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def by_name(self, name: str) -> PlannedResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def children(self, urn: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.parent == urn]
+
+
+# ----------------------------------------------------------------- config files
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The ``config:`` mapping of a Pulumi stack config YAML (``Pulumi.<stack>.yaml``)."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise PlanError(f"cannot read config file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise PlanError(f"config file {path} is not valid YAML: {err}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise PlanError(f"config file {path}: expected a mapping with a 'config:' mapping inside")
+    unexpected = sorted(set(document) - {"config", "secretsprovider", "encryptedkey", "environment"})
+    if unexpected:
+        raise PlanError(f"config file {path}: unknown top-level key {unexpected[0]!r} (expected 'config')")
+    config = document.get("config") or {}
+    for key, value in config.items():
+        if isinstance(value, dict) and "secure" in value:
+            raise PlanError(
+                f"config file {path}: {key} is an encrypted secret; plan runs offline and cannot decrypt it"
+            )
+    return config
+
+
+def merge_config(base: Mapping[str, Any], *, recipes: str | None = None, branch: str | None = None,
+                 ephemeral: bool | None = None) -> dict[str, Any]:
+    """Stack config with command-line choices layered on top."""
+    config = dict(base)
+    if recipes is not None:
+        config[f"{PROJECT}:recipes"] = recipes
+    if branch is not None:
+        config[f"{PROJECT}:branch"] = branch
+    if ephemeral is not None:
+        config[f"{PROJECT}:ephemeral"] = ephemeral
+    return config
+
+
+# ----------------------------------------------------------------- placeholders
+
+
+def _digest(*parts: str, length: int = 17, alphabet: str = "0123456789abcdef") -> str:
+    raw = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return "".join(alphabet[b % len(alphabet)] for b in raw)[:length]
+
+
+def _upper(*parts: str, length: int = 26) -> str:
+    return _digest(*parts, length=length, alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+
+
+def _uuid(*parts: str) -> str:
+    return str(uuid.UUID(hex=_digest(*parts, length=32)))
+
+
+class Placeholders:
+    """Deterministic stand-ins for values only AWS knows, shaped like the real ones."""
+
+    def __init__(self, region: str, account: str = ACCOUNT_ID) -> None:
+        self.region = region
+        self.account = account
+
+    def arn(self, service: str, resource: str, *, region: bool = True) -> str:
+        return f"arn:aws:{service}:{self.region if region else ''}:{self.account}:{resource}"
+
+    def resource(self, type_token: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        handler = _RESOURCE_PLACEHOLDERS.get(type_token)
+        if handler is None:
+            module = type_token.split(":")[1].split("/")[0]
+            physical = _physical_name(inputs) or f"{name}-{_digest(type_token, name, length=8)}"
+            return physical, {"arn": self.arn(module, f"{module}/{physical}")}
+        return handler(self, name, inputs)
+
+    def call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        handler = _CALL_PLACEHOLDERS.get(token)
+        if handler is None:
+            raise PlanError(f"the offline plan has no placeholder for the data source {token}")
+        return handler(self, args)
+
+
+def _physical_name(inputs: dict[str, Any]) -> str | None:
+    for key in ("identifier", "clusterIdentifier", "name", "replicationInstanceId", "endpointId",
+                "replicationTaskId", "replicationSubnetGroupId", "dbSnapshotIdentifier",
+                "targetDbSnapshotIdentifier", "functionName"):
+        value = inputs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _engine_port(inputs: dict[str, Any]) -> int:
+    if inputs.get("port"):
+        return int(inputs["port"])
+    return 5432 if "postgres" in str(inputs.get("engine", "")) else 3306
+
+
+def _master_secret(p: Placeholders, kind: str, name: str, inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    if not inputs.get("manageMasterUserPassword"):
+        return []
+    arn = p.arn("secretsmanager", f"secret:rds!{kind}-{_uuid(kind, name)}-{_digest(name, length=6)}")
+    return [{"secretArn": arn, "secretStatus": "active", "kmsKeyId": inputs.get("masterUserSecretKmsKeyId")
+             or p.arn("kms", f"key/{_uuid('rds-default', name)}")}]
+
+
+def _rds_cluster(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = inputs.get("clusterIdentifier") or name
+    host = f"{_digest(p.account, p.region, length=12)}.{p.region}.rds.amazonaws.com"
+    return ident, {
+        "arn": p.arn("rds", f"cluster:{ident}"),
+        "clusterIdentifier": ident,
+        "clusterResourceId": "cluster-" + _upper("cluster", ident),
+        "endpoint": f"{ident}.cluster-{host}",
+        "readerEndpoint": f"{ident}.cluster-ro-{host}",
+        "port": _engine_port(inputs),
+        "engineVersionActual": inputs.get("engineVersion"),
+        "masterUserSecrets": _master_secret(p, "cluster", ident, inputs),
+        "hostedZoneId": "Z2R2ITUGPM61AM",
+    }
+
+
+def _rds_instance(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = inputs.get("identifier") or name
+    address = f"{ident}.{_digest(p.account, p.region, length=12)}.{p.region}.rds.amazonaws.com"
+    port = _engine_port(inputs)
+    return ident, {
+        "arn": p.arn("rds", f"db:{ident}"),
+        "identifier": ident,
+        "resourceId": "db-" + _upper("db", ident),
+        "dbiResourceId": "db-" + _upper("db", ident),
+        "address": address,
+        "endpoint": f"{address}:{port}",
+        "port": port,
+        "masterUserSecrets": _master_secret(p, "db", ident, inputs),
+        "hostedZoneId": "Z2R2ITUGPM61AM",
+    }
+
+
+def _named_arn(service: str, kind: str, key: str = "name") -> Callable[..., tuple[str, dict[str, Any]]]:
+    def handler(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ident = inputs.get(key) or name
+        return ident, {"arn": p.arn(service, f"{kind}{ident}"), key: ident}
+    return handler
+
+
+def _prefixed_id(prefix: str, service: str = "ec2", kind: str = "") -> Callable[..., tuple[str, dict[str, Any]]]:
+    def handler(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ident = f"{prefix}-{_digest(prefix, name)}"
+        return ident, {"arn": p.arn(service, f"{kind or prefix}/{ident}")}
+    return handler
+
+
+def _kms_key(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    key_id = _uuid("kms", name)
+    return key_id, {"arn": p.arn("kms", f"key/{key_id}"), "keyId": key_id}
+
+
+def _iam(kind: str) -> Callable[..., tuple[str, dict[str, Any]]]:
+    def handler(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ident = inputs.get("name") or f"{name}-{_digest(name, length=7)}"
+        path = inputs.get("path") or "/"
+        return ident, {
+            "arn": p.arn("iam", f"{kind}{path}{ident}", region=False),
+            "name": ident,
+            "uniqueId": "AROA" + _upper("iam", ident, length=17),
+        }
+    return handler
+
+
+def _secret(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = inputs.get("name") or name
+    arn = p.arn("secretsmanager", f"secret:{ident}-{_digest(ident, length=6, alphabet='abcdefghijklmnopqrstuvwxyzABCDEF')}")
+    return arn, {"arn": arn, "name": ident}
+
+
+def _dms(kind: str, arn_key: str) -> Callable[..., tuple[str, dict[str, Any]]]:
+    def handler(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ident = _physical_name(inputs) or name
+        return ident, {arn_key: p.arn("dms", f"{kind}:{_upper('dms', kind, ident)}")}
+    return handler
+
+
+def _snapshot(arn_key: str, id_key: str) -> Callable[..., tuple[str, dict[str, Any]]]:
+    def handler(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ident = inputs.get(id_key) or name
+        return ident, {arn_key: p.arn("rds", f"snapshot:{ident}"), id_key: ident, "encrypted": bool(inputs.get("kmsKeyId"))}
+    return handler
+
+
+def _lambda(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = inputs.get("name") or name
+    arn = p.arn("lambda", f"function:{ident}")
+    return ident, {
+        "arn": arn,
+        "qualifiedArn": f"{arn}:$LATEST",
+        "invokeArn": f"arn:aws:apigateway:{p.region}:lambda:path/2015-03-31/functions/{arn}/invocations",
+        "version": "$LATEST",
+    }
+
+
+def _dynamodb_table(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = inputs.get("name") or name
+    arn = p.arn("dynamodb", f"table/{ident}")
+    return ident, {"arn": arn, "streamArn": f"{arn}/stream/2026-01-01T00:00:00.000"}
+
+
+def _proxy(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = inputs.get("name") or name
+    host = f"{_digest(p.account, p.region, length=12)}.{p.region}.rds.amazonaws.com"
+    return ident, {
+        "arn": p.arn("rds", f"db-proxy:prx-{_digest('proxy', ident)}"),
+        "endpoint": f"{ident}.proxy-{host}",
+    }
+
+
+def _scaling_target(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = str(inputs.get("resourceId") or name)
+    return ident, {"arn": p.arn("application-autoscaling", f"scalable-target/{_digest('target', ident, length=26)}")}
+
+
+def _scaling_policy(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ident = inputs.get("name") or name
+    arn = p.arn("autoscaling", f"scalingPolicy:{_uuid('policy', ident)}:resource/dynamodb/"
+                f"{inputs.get('resourceId', '')}:policyName/{ident}")
+    return ident, {"arn": arn, "alarmArns": []}
+
+
+def _random_password(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    # A secret is never given a value: the marker is what every consumer sees.
+    return "none", {"result": SECRET_MARKER, "bcryptHash": SECRET_MARKER}
+
+
+_RESOURCE_PLACEHOLDERS: dict[str, Callable[..., tuple[str, dict[str, Any]]]] = {
+    "aws:rds/cluster:Cluster": _rds_cluster,
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:rds/clusterInstance:ClusterInstance": _rds_instance,
+    "aws:rds/subnetGroup:SubnetGroup": _named_arn("rds", "subgrp:"),
+    "aws:rds/snapshot:Snapshot": _snapshot("dbSnapshotArn", "dbSnapshotIdentifier"),
+    "aws:rds/snapshotCopy:SnapshotCopy": _snapshot("dbSnapshotArn", "targetDbSnapshotIdentifier"),
+    "aws:rds/proxy:Proxy": _proxy,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/alias:Alias": lambda p, n, i: (i.get("name") or n, {"arn": p.arn("kms", str(i.get("name") or n))}),
+    "aws:iam/role:Role": _iam("role"),
+    "aws:iam/policy:Policy": _iam("policy"),
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:lambda/function:Function": _lambda,
+    "aws:dynamodb/table:Table": _dynamodb_table,
+    "aws:dms/replicationInstance:ReplicationInstance": _dms("rep", "replicationInstanceArn"),
+    "aws:dms/endpoint:Endpoint": _dms("endpoint", "endpointArn"),
+    "aws:dms/replicationTask:ReplicationTask": _dms("task", "replicationTaskArn"),
+    "aws:dms/replicationSubnetGroup:ReplicationSubnetGroup": _named_arn("dms", "subgrp:", "replicationSubnetGroupId"),
+    "aws:ec2/vpc:Vpc": _prefixed_id("vpc"),
+    "aws:ec2/subnet:Subnet": _prefixed_id("subnet"),
+    "aws:ec2/securityGroup:SecurityGroup": _prefixed_id("sg", kind="security-group"),
+    "aws:ec2/routeTable:RouteTable": _prefixed_id("rtb", kind="route-table"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": _prefixed_id("vpce", kind="vpc-endpoint"),
+    "aws:appautoscaling/target:Target": _scaling_target,
+    "aws:appautoscaling/policy:Policy": _scaling_policy,
+    "random:index/randomPassword:RandomPassword": _random_password,
+}
+
+
+def _availability_zones(p: Placeholders, args: dict[str, Any]) -> dict[str, Any]:
+    names = [f"{p.region}{suffix}" for suffix in "abc"]
+    return {"id": p.region, "names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 4)],
+            "groupNames": [p.region] * 3}
+
+
+def _existing_instance(p: Placeholders, args: dict[str, Any]) -> dict[str, Any]:
+    ident = args.get("dbInstanceIdentifier", "existing")
+    _, state = _rds_instance(p, ident, {"identifier": ident, "engine": "mysql"})
+    return {
+        **state,
+        "id": ident,
+        "dbInstanceIdentifier": ident,
+        "dbInstanceArn": state["arn"],
+        "dbInstanceClass": "db.t4g.micro",
+        "engine": "mysql",
+        "engineVersion": "8.0.40",
+        "allocatedStorage": 20,
+        "storageType": "gp3",
+        "storageEncrypted": False,
+        "multiAz": False,
+        "masterUsername": "admin",
+        "dbSubnetGroup": f"{ident}-subnets",
+        "vpcSecurityGroups": [f"sg-{_digest('existing-sg', ident)}"],
+        "dbParameterGroups": ["default.mysql8.0"],
+        "backupRetentionPeriod": 1,
+        "publiclyAccessible": False,
+        "masterUserSecrets": [],
+        "replicateSourceDb": "",
+    }
+
+
+_CALL_PLACEHOLDERS: dict[str, Callable[[Placeholders, dict[str, Any]], dict[str, Any]]] = {
+    "aws:index/getCallerIdentity:getCallerIdentity": lambda p, a: {
+        "accountId": p.account, "arn": f"arn:aws:iam::{p.account}:user/plan", "userId": "AIDAPLAN", "id": p.account},
+    "aws:index/getRegion:getRegion": lambda p, a: {
+        "region": p.region, "name": p.region, "id": p.region, "endpoint": f"ec2.{p.region}.amazonaws.com",
+        "description": p.region},
+    "aws:index/getPartition:getPartition": lambda p, a: {
+        "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"},
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:rds/getInstance:getInstance": _existing_instance,
+}
+
+
+# ----------------------------------------------------------------- the mock engine
+
+
+def _mask(value: Any) -> Any:
+    """Replace secret-wrapped and unknown values by markers, recursively."""
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return SECRET_MARKER
+    if isinstance(value, Unknown):
+        return UNKNOWN_MARKER
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # protobuf carries every number as a double
+    return value
+
+
+def _mocks_and_monitor(placeholders: Placeholders, recorded: list[PlannedResource]) -> tuple[Any, Any]:
+    import pulumi
+    from pulumi.runtime import mocks as pulumi_mocks
+    from pulumi.runtime import rpc
+
+    class PlanMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+            if not args.custom:
+                return None, {}
+            plain = {k: (rpc.unwrap_rpc_secret(v) if rpc.is_rpc_secret(v) else v) for k, v in args.inputs.items()}
+            physical_id, computed = placeholders.resource(args.typ, args.name, plain)
+            return physical_id, {**args.inputs, **computed}
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]
+            return placeholders.call(args.token, args.args)
+
+    class RecordingMonitor(pulumi_mocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+                recorded.append(
+                    PlannedResource(
+                        urn=response.urn,
+                        type=request.type,
+                        name=request.name,
+                        parent=request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None,
+                        inputs=_mask(inputs),
+                        dependencies=sorted(set(request.dependencies)),
+                        custom=bool(request.custom),
+                    )
+                )
+            return response
+
+    mocks = PlanMocks()
+    return mocks, RecordingMonitor(mocks)
+
+
+def _run_isolated(work: Callable[[], Any]) -> Any:
+    """Run ``work`` on a fresh thread: a new event loop and an empty contextvars context."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            result["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - re-raised on the caller's thread
+            result["error"] = err
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, name="dbenv-plan")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> Plan:
+    """Run the stack program for ``stack`` with Pulumi config ``config`` (``ns:key -> value``)."""
+
+    def work() -> Plan:
+        import pulumi
+        from pulumi.runtime import stack as runtime_stack
+        from pulumi.runtime.sync_await import _sync_await
+
+        from components import recipes
+        from components.config import ConfigError
+
+        region = str(config.get("aws:region") or recipes.DEFAULT_REGION)
+        recorded: list[PlannedResource] = []
+        mocks, monitor = _mocks_and_monitor(Placeholders(region), recorded)
+        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config({k: _config_string(v) for k, v in config.items()})
+        outputs: dict[str, Any] = {}
+
+        def program() -> None:
+            outputs.update(recipes.build(recipes.read_stack_config()))
+
+        try:
+            _sync_await(runtime_stack.run_pulumi_func(program))
+        except ConfigError as err:
+            raise PlanError(str(err)) from None
+        return Plan(project=project, stack=stack, region=region, resources=recorded)
+
+    return _run_isolated(work)
+
+
+def _config_string(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def render_tree(plan: Plan) -> str:
+    """The resources as an indented tree: components with their children."""
+    by_parent: dict[str | None, list[PlannedResource]] = {}
+    for res in plan.resources:
+        by_parent.setdefault(res.parent, []).append(res)
+    known = {r.urn for r in plan.resources}
+    lines = [f"{plan.project}/{plan.stack} ({plan.region}): {len(plan.resources)} resources"]
+
+    def walk(parent: str | None, depth: int) -> None:
+        for res in by_parent.get(parent, []):
+            lines.append(f"{'  ' * depth}{'+' if res.custom else '*'} {res.type}  {res.name}")
+            walk(res.urn, depth + 1)
+
+    roots = [p for p in by_parent if p is None or p not in known]
+    for root in roots:
+        walk(root, 1)
+    return "\n".join(lines)
