@@ -7,7 +7,6 @@ and whose capacity is set by ``serverlessv2_scaling_configuration``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
