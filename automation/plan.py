@@ -59,7 +59,6 @@ class Plan:
     stack: str
     region: str
     resources: list[PlannedResource] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -470,8 +469,13 @@ def _run_isolated(work: Callable[[], Any]) -> Any:
     return result["value"]
 
 
-def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT) -> Plan:
-    """Run the stack program for ``stack`` with Pulumi config ``config`` (``ns:key -> value``)."""
+def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT,
+               program: Callable[[], None] | None = None) -> Plan:
+    """Run the stack program for ``stack`` with Pulumi config ``config`` (``ns:key -> value``).
+
+    ``program`` replaces the default ``recipes.build(recipes.read_stack_config())`` (tests run
+    ``__main__.py`` itself through it).
+    """
 
     def work() -> Plan:
         import pulumi
@@ -486,15 +490,16 @@ def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT)
         mocks, monitor = _mocks_and_monitor(Placeholders(region), recorded)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config({k: _config_string(v) for k, v in config.items()})
-        outputs: dict[str, Any] = {}
 
-        def program() -> None:
-            outputs.update(recipes.build(recipes.read_stack_config()))
+        def default_program() -> None:
+            recipes.build(recipes.read_stack_config())
 
         try:
-            _sync_await(runtime_stack.run_pulumi_func(program))
+            _sync_await(runtime_stack.run_pulumi_func(program or default_program))
         except ConfigError as err:
             raise PlanError(str(err)) from None
+        # Registration order depends on async scheduling; sort so the same program gives the same plan.
+        recorded.sort(key=lambda r: r.urn)
         return Plan(project=project, stack=stack, region=region, resources=recorded)
 
     return _run_isolated(work)
