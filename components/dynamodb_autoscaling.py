@@ -1,13 +1,334 @@
-"""Placeholder: being written."""
+"""4.6 A provisioned-capacity DynamoDB table scaled by Application Auto Scaling.
+
+On-demand vs provisioned: on-demand (``PAY_PER_REQUEST``) bills every read and
+write request and needs no capacity planning, which suits spiky, unknown or low
+traffic and short-lived branch stacks. Provisioned capacity bills read/write
+capacity units per hour whether used or not; with target-tracking autoscaling
+keeping utilization near the target, steady high traffic costs noticeably less
+than the same traffic on demand. Scaling reacts in minutes, so sudden bursts
+above the provisioned capacity are throttled until it catches up.
+
+Application Auto Scaling owns the capacities after creation. The table resource
+therefore ignores changes to its own and every index's read/write capacity
+(``TABLE_IGNORE_CHANGES``): otherwise each ``pulumi up`` would reset the
+capacities to the program's values and fight the scaler.
+"""
+
+from __future__ import annotations
+
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
+import pulumi_aws as aws
+
+from components.naming import Namer
+
+ATTRIBUTE_TYPES = ("S", "N", "B")
+PROJECTIONS = ("ALL", "KEYS_ONLY", "INCLUDE")
+TARGET_RANGE = (20.0, 90.0)
+COOLDOWN_MAX = 3600
+MAX_GSIS = 20
+# Pulumi property paths (camelCase input names) of the capacities the scaler manages.
+# ``[*]`` covers every index; an index added later still gets the program's capacity.
+TABLE_IGNORE_CHANGES = (
+    "readCapacity",
+    "writeCapacity",
+    "globalSecondaryIndexes[*].readCapacity",
+    "globalSecondaryIndexes[*].writeCapacity",
+)
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+
+
+def _check_type(field_name: str, value: str) -> None:
+    if value not in ATTRIBUTE_TYPES:
+        raise ValueError(f"{field_name}: {value!r} is not allowed (allowed: {', '.join(ATTRIBUTE_TYPES)})")
+
+
+def _check_attribute_name(field_name: str, value: str) -> None:
+    if not 1 <= len(value) <= 255:
+        raise ValueError(f"{field_name}: attribute names are 1..255 characters, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GsiArgs:
+    """A global secondary index; its capacities are autoscaled like the table's."""
+
+    name: str
+    hash_key: str
+    hash_key_type: str = "S"
+    range_key: str | None = None
+    range_key_type: str = "S"
+    projection: str = "ALL"
+    # Only with projection INCLUDE: the non-key attributes copied into the index.
+    non_key_attributes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"name: index name {self.name!r} must be 3..255 characters from [A-Za-z0-9_.-]")
+        _check_attribute_name("hash_key", self.hash_key)
+        _check_type("hash_key_type", self.hash_key_type)
+        if self.range_key is not None:
+            _check_attribute_name("range_key", self.range_key)
+            _check_type("range_key_type", self.range_key_type)
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"projection: {self.projection!r} is not allowed (allowed: {', '.join(PROJECTIONS)})")
+        if self.projection == "INCLUDE" and not self.non_key_attributes:
+            raise ValueError("non_key_attributes: projection INCLUDE needs at least one attribute")
+        if self.projection != "INCLUDE" and self.non_key_attributes:
+            raise ValueError(f"non_key_attributes: only allowed with projection INCLUDE, not {self.projection}")
+
+    def key_attributes(self) -> list[tuple[str, str]]:
+        keys = [(self.hash_key, self.hash_key_type)]
+        if self.range_key is not None:
+            keys.append((self.range_key, self.range_key_type))
+        return keys
 
 
 @dataclass(frozen=True)
 class DynamoDbAutoscalingArgs:
-    pass
+    table_name: str = "items"
+    hash_key: str = "pk"
+    hash_key_type: str = "S"
+    range_key: str | None = "sk"
+    range_key_type: str = "S"
+    global_secondary_indexes: tuple[GsiArgs, ...] = (
+        GsiArgs(name="gsi1", hash_key="gsi1pk", range_key="gsi1sk"),
+    )
+    read_min_capacity: int = 1
+    read_max_capacity: int = 10
+    read_target_utilization: float = 70.0
+    write_min_capacity: int = 1
+    write_max_capacity: int = 10
+    write_target_utilization: float = 70.0
+    # Seconds between scaling activities: scale-out reacts fast, scale-in waits for the load to settle.
+    scale_in_cooldown: int = 60
+    scale_out_cooldown: int = 60
+    # An existing customer-managed KMS key; a new one (with rotation) is created when None.
+    kms_key_arn: str | None = None
+    point_in_time_recovery: bool = True
+
+    def __post_init__(self) -> None:
+        # The physical name is '<prefix>-<table_name>': the part alone must leave room for the prefix.
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", self.table_name):
+            raise ValueError(f"table_name: {self.table_name!r} must be 1..200 characters from [A-Za-z0-9_.-]")
+        _check_attribute_name("hash_key", self.hash_key)
+        _check_type("hash_key_type", self.hash_key_type)
+        if self.range_key is not None:
+            _check_attribute_name("range_key", self.range_key)
+            _check_type("range_key_type", self.range_key_type)
+            if self.range_key == self.hash_key:
+                raise ValueError("range_key: must differ from hash_key")
+        self._check_capacity("read")
+        self._check_capacity("write")
+        for label in ("scale_in_cooldown", "scale_out_cooldown"):
+            value = getattr(self, label)
+            if not 0 <= value <= COOLDOWN_MAX:
+                raise ValueError(f"{label}: must be 0..{COOLDOWN_MAX} seconds, got {value}")
+        self._check_indexes()
+        self.attribute_types()
+        if self.kms_key_arn is not None and not _KMS_ARN.match(self.kms_key_arn):
+            raise ValueError(
+                f"kms_key_arn: {self.kms_key_arn!r} is not a KMS key or alias ARN "
+                "(arn:aws:kms:<region>:<account>:key/<id> or ...:alias/<name>)"
+            )
+
+    def _check_capacity(self, kind: str) -> None:
+        low = getattr(self, f"{kind}_min_capacity")
+        high = getattr(self, f"{kind}_max_capacity")
+        target = getattr(self, f"{kind}_target_utilization")
+        if low < 1:
+            raise ValueError(f"{kind}_min_capacity: must be at least 1, got {low}")
+        if high < low:
+            raise ValueError(f"{kind}_max_capacity: must be at least {kind}_min_capacity ({low}), got {high}")
+        lo, hi = TARGET_RANGE
+        if not lo <= target <= hi:
+            raise ValueError(f"{kind}_target_utilization: must be {lo:g}..{hi:g} percent, got {target:g}")
+
+    def _check_indexes(self) -> None:
+        if len(self.global_secondary_indexes) > MAX_GSIS:
+            raise ValueError(f"global_secondary_indexes: at most {MAX_GSIS} per table")
+        names = [gsi.name for gsi in self.global_secondary_indexes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"global_secondary_indexes: index name {duplicates[0]!r} is used twice")
+
+    def table_keys(self) -> list[tuple[str, str]]:
+        keys = [(self.hash_key, self.hash_key_type)]
+        if self.range_key is not None:
+            keys.append((self.range_key, self.range_key_type))
+        return keys
+
+    def attribute_types(self) -> dict[str, str]:
+        """Every key attribute of the table and its indexes, with one type each."""
+        types: dict[str, str] = {}
+        keys = self.table_keys()
+        for gsi in self.global_secondary_indexes:
+            keys.extend(gsi.key_attributes())
+        for attribute, attribute_type in keys:
+            if types.setdefault(attribute, attribute_type) != attribute_type:
+                raise ValueError(
+                    f"global_secondary_indexes: attribute {attribute!r} is declared both as "
+                    f"{types[attribute]} and as {attribute_type}; a key attribute has one type"
+                )
+        return types
+
+
+@dataclass(frozen=True)
+class _Scalable:
+    """One autoscaled capacity: the table's or an index's reads or writes."""
+
+    key: str
+    resource_id: pulumi.Input[str]
+    dimension: str
+    metric: str
+    min_capacity: int
+    max_capacity: int
+    target: float
 
 
 class DynamoDbAutoscaling(pulumi.ComponentResource):
-    pass
+    """A PROVISIONED, KMS-encrypted, PITR table whose table and index capacities track a target."""
+
+    def __init__(
+        self,
+        name: str,
+        args: DynamoDbAutoscalingArgs,
+        *,
+        namer: Namer,
+        ephemeral: bool,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("db-recipes:dynamodb:AutoscaledTable", name, None, opts)
+        self._namer = namer
+        self.kms_key_arn = self._kms_key(name, args, namer, ephemeral)
+        self.table = self._table(name, args, namer, ephemeral)
+        self.table_name = self.table.name
+        self.table_arn = self.table.arn
+        self.scaling_target_ids: dict[str, pulumi.Output[str]] = {}
+        self.policy_arns: dict[str, pulumi.Output[str]] = {}
+        for scalable in self._scalables(args):
+            self._autoscale(name, args, scalable)
+        self.register_outputs(self.outputs())
+
+    def _kms_key(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer,
+                 ephemeral: bool) -> pulumi.Output[str]:
+        if args.kms_key_arn:
+            return pulumi.Output.from_input(args.kms_key_arn)
+        child = pulumi.ResourceOptions(parent=self)
+        key = aws.kms.Key(
+            f"{name}-key",
+            description="DynamoDB table server-side encryption",
+            enable_key_rotation=True,
+            deletion_window_in_days=7 if ephemeral else 30,
+            opts=child,
+        )
+        aws.kms.Alias(f"{name}-key-alias", name=namer.kms_alias(name), target_key_id=key.key_id, opts=child)
+        return key.arn
+
+    def _table(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer, ephemeral: bool) -> aws.dynamodb.Table:
+        indexes = [
+            aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                name=gsi.name,
+                key_schemas=[
+                    aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(attribute_name=attribute, key_type=role)
+                    for (attribute, _), role in zip(gsi.key_attributes(), ("HASH", "RANGE"), strict=False)
+                ],
+                projection_type=gsi.projection,
+                non_key_attributes=list(gsi.non_key_attributes) or None,
+                # Starting capacities only: the scaler owns them afterwards (see TABLE_IGNORE_CHANGES).
+                read_capacity=args.read_min_capacity,
+                write_capacity=args.write_min_capacity,
+            )
+            for gsi in args.global_secondary_indexes
+        ]
+        return aws.dynamodb.Table(
+            f"{name}-table",
+            name=namer.dynamodb_table(args.table_name),
+            billing_mode="PROVISIONED",
+            hash_key=args.hash_key,
+            range_key=args.range_key,
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name=attribute, type=attribute_type)
+                for attribute, attribute_type in args.attribute_types().items()
+            ],
+            read_capacity=args.read_min_capacity,
+            write_capacity=args.write_min_capacity,
+            global_secondary_indexes=indexes or None,
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=self.kms_key_arn
+            ),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args.point_in_time_recovery),
+            deletion_protection_enabled=not ephemeral,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(TABLE_IGNORE_CHANGES)),
+        )
+
+    def _scalables(self, args: DynamoDbAutoscalingArgs) -> list[_Scalable]:
+        table_id = pulumi.Output.concat("table/", self.table.name)
+        owners: list[tuple[str, pulumi.Input[str], str]] = [("table", table_id, "table")]
+        owners += [
+            (f"index-{gsi.name}", pulumi.Output.concat(table_id, "/index/", gsi.name), "index")
+            for gsi in args.global_secondary_indexes
+        ]
+        scalables = []
+        for key, resource_id, level in owners:
+            for kind, unit in (("read", "Read"), ("write", "Write")):
+                scalables.append(
+                    _Scalable(
+                        key=f"{key}-{kind}",
+                        resource_id=resource_id,
+                        dimension=f"dynamodb:{level}:{unit}CapacityUnits",
+                        metric=f"DynamoDB{unit}CapacityUtilization",
+                        min_capacity=getattr(args, f"{kind}_min_capacity"),
+                        max_capacity=getattr(args, f"{kind}_max_capacity"),
+                        target=float(getattr(args, f"{kind}_target_utilization")),
+                    )
+                )
+        return scalables
+
+    def _autoscale(self, name: str, args: DynamoDbAutoscalingArgs, scalable: _Scalable) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        # No role_arn: Application Auto Scaling uses its DynamoDB service-linked role.
+        target = aws.appautoscaling.Target(
+            f"{name}-{scalable.key}-target",
+            service_namespace="dynamodb",
+            resource_id=scalable.resource_id,
+            scalable_dimension=scalable.dimension,
+            min_capacity=scalable.min_capacity,
+            max_capacity=scalable.max_capacity,
+            opts=child,
+        )
+        policy = aws.appautoscaling.Policy(
+            f"{name}-{scalable.key}-policy",
+            name=self._namer.name("generic", args.table_name, scalable.key),
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration=(
+                aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                    predefined_metric_specification=(
+                        aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                            predefined_metric_type=scalable.metric
+                        )
+                    ),
+                    target_value=scalable.target,
+                    scale_in_cooldown=args.scale_in_cooldown,
+                    scale_out_cooldown=args.scale_out_cooldown,
+                )
+            ),
+            opts=child,
+        )
+        self.scaling_target_ids[scalable.key] = target.id
+        self.policy_arns[scalable.key] = policy.arn
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "table_name": self.table_name,
+            "table_arn": self.table_arn,
+            "kms_key_arn": self.kms_key_arn,
+            "scaling_target_ids": self.scaling_target_ids,
+            "policy_arns": self.policy_arns,
+        }
