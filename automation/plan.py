@@ -321,6 +321,9 @@ _RESOURCE_PLACEHOLDERS: dict[str, Callable[..., tuple[str, dict[str, Any]]]] = {
     "aws:rds/snapshot:Snapshot": _snapshot("dbSnapshotArn", "dbSnapshotIdentifier"),
     "aws:rds/snapshotCopy:SnapshotCopy": _snapshot("dbSnapshotArn", "targetDbSnapshotIdentifier"),
     "aws:rds/proxy:Proxy": _proxy,
+    # A proxy's default target group is always named "default".
+    "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": lambda p, n, i: (
+        str(i.get("dbProxyName") or n), {"name": "default", "arn": p.arn("rds", f"target-group:prx-tg-{_digest(n)}")}),
     "aws:kms/key:Key": _kms_key,
     "aws:kms/alias:Alias": lambda p, n, i: (i.get("name") or n, {"arn": p.arn("kms", str(i.get("name") or n))}),
     "aws:iam/role:Role": _iam("role"),
@@ -496,7 +499,8 @@ def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT,
 
         try:
             _sync_await(runtime_stack.run_pulumi_func(program or default_program))
-        except ConfigError as err:
+        except (ConfigError, pulumi.RunError) as err:
+            # RunError: a clean, user-facing failure (e.g. a Lambda archive that cannot be built).
             raise PlanError(str(err)) from None
         # Registration order depends on async scheduling; sort so the same program gives the same plan.
         recorded.sort(key=lambda r: r.urn)

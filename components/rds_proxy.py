@@ -1,0 +1,516 @@
+"""4.3 RDS Proxy: an RDS MySQL instance behind an RDS Proxy, and a Lambda function that queries through it.
+
+How authentication works end to end (the design RDS Proxy's IAM auth really supports):
+
+* Lambda -> proxy: IAM. The function signs a 15-minute auth token for its DB user
+  (``rds.generate_db_auth_token`` against the *proxy* endpoint) and connects over
+  TLS; the proxy requires both (``iam_auth="REQUIRED"``, ``require_tls=True``).
+  The function's role holds ``rds-db:connect`` on
+  ``arn:aws:rds-db:<region>:<account>:dbuser:prx-<id>/<db user>``, the proxy's
+  resource id (the last segment of its ARN), not the instance's.
+* proxy -> MySQL: the username and password of the credentials secret
+  (``auth_scheme="SECRETS"``). The proxy only knows users it has a secret for, so
+  the function's DB user *is* that secret's user (the master user here). No
+  ``CREATE USER ... AWSAuthenticationPlugin`` is needed on this path: that plugin is
+  for clients that connect to the instance directly with IAM (recipe 4.2).
+
+The credentials secret is the RDS-managed master secret by default
+(``credentials: managed``); ``credentials: secret`` creates a Secrets Manager
+secret from a generated password instead. Either way it is encrypted with the
+recipe's customer-managed KMS key, and the proxy role may decrypt it only through
+Secrets Manager.
+
+Network: the database admits MySQL from the proxy only; the proxy admits MySQL
+from the function's own security group (plus any ``allowed_security_group_ids``);
+the function's group may only open MySQL connections to the proxy. The function
+needs no AWS API at run time (token signing is local), so no VPC endpoint.
+
+Quota: AWS allows 20 proxies per account and region, and every branch stack
+that selects this recipe creates one: reap stale branch stacks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.naming import Namer
+from components.packaging import (
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_RUNTIME,
+    BuiltArchive,
+    build_function_archive,
+    function_dir,
+)
+
+ENGINE = "mysql"
+ENGINE_FAMILY = "MYSQL"
+PORT = 3306
+SUPPORTED_MAJORS = ("8.0", "8.4")
+FUNCTION_NAME = "proxy_client"
+PROXY_QUOTA_PER_REGION = 20
+QUOTA_NOTE = (
+    f"RDS Proxy quota: {PROXY_QUOTA_PER_REGION} proxies per account and region; "
+    "each branch stack with rds-proxy uses one"
+)
+LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+@dataclass(frozen=True)
+class RdsProxyArgs:
+    engine_version: str = "8.0"
+    instance_class: str = "db.t4g.micro"
+    allocated_storage: int = 20
+    database_name: str = "app"
+    master_username: str = "dbadmin"
+    # managed: RDS keeps (and rotates) the master password in Secrets Manager; secret: a generated one.
+    credentials: Literal["managed", "secret"] = "managed"
+    # An existing customer-managed KMS key; a new one is created when None.
+    kms_key_arn: str | None = None
+    # Connection pool of the proxy's default target group.
+    max_connections_percent: int = 90
+    max_idle_connections_percent: int = 50
+    connection_borrow_timeout: int = 120
+    idle_client_timeout: int = 1800
+    # Security groups, besides the function's own, whose members may connect to the proxy.
+    allowed_security_group_ids: tuple[str, ...] = ()
+    lambda_timeout: int = 30
+    lambda_memory: int = 256
+    # None: 1 day for ephemeral stacks, 7 for durable ones.
+    backup_retention_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if not any(self.engine_version == m or self.engine_version.startswith(m + ".") for m in SUPPORTED_MAJORS):
+            raise ValueError(
+                f"engine_version: RDS Proxy here fronts MySQL {' or '.join(SUPPORTED_MAJORS)} "
+                f"(e.g. '8.0' or '8.0.40'), got {self.engine_version!r}"
+            )
+        if not self.instance_class.startswith("db."):
+            raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {self.instance_class!r}")
+        if not 20 <= self.allocated_storage <= 65536:
+            raise ValueError(f"allocated_storage: must be 20..65536 GiB, got {self.allocated_storage}")
+        _check_range("max_connections_percent", self.max_connections_percent, 1, 100)
+        _check_range("max_idle_connections_percent", self.max_idle_connections_percent, 0,
+                     self.max_connections_percent, "at most max_connections_percent")
+        _check_range("connection_borrow_timeout", self.connection_borrow_timeout, 0, 3600)
+        _check_range("idle_client_timeout", self.idle_client_timeout, 1, 28800)
+        _check_range("lambda_timeout", self.lambda_timeout, 3, 900)
+        _check_range("lambda_memory", self.lambda_memory, 128, 10240)
+        if self.backup_retention_days is not None:
+            _check_range("backup_retention_days", self.backup_retention_days, 1, 35)
+        check_identifier("database_name", self.database_name, 64)
+        check_identifier("master_username", self.master_username, 16)
+        check_kms_key_arn(self.kms_key_arn)
+
+
+def _check_range(field: str, value: int, low: int, high: int, note: str = "") -> None:
+    if not low <= value <= high:
+        extra = f" ({note})" if note else ""
+        raise ValueError(f"{field}: must be {low}..{high}{extra}, got {value}")
+
+
+def check_identifier(field: str, value: str, max_len: int) -> None:
+    # MySQL allows more, but these names end up unquoted in SQL, connection strings and IAM ARNs.
+    if not (value.isascii() and value.isidentifier() and value[0].isalpha() and len(value) <= max_len):
+        raise ValueError(f"{field}: 1-{max_len} ASCII letters, digits and '_', letter first, got {value!r}")
+    if value.lower() == "rdsadmin":
+        raise ValueError(f"{field}: 'rdsadmin' is reserved by RDS; choose another name")
+
+
+def check_kms_key_arn(value: str | None) -> None:
+    if value is not None and not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", value):
+        raise ValueError(f"kms_key_arn: a KMS key ARN like arn:aws:kms:<region>:<account>:key/<id>, got {value!r}")
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    })
+
+
+def lambda_role(
+    name: str, role_name: str, description: str, opts: pulumi.ResourceOptions
+) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+    """A Lambda execution role with VPC networking and logs (the AWS managed policy) and nothing else.
+
+    The attachment is returned too: a VPC function must not be created before its role may
+    create network interfaces, or Lambda refuses it.
+    """
+    role = aws.iam.Role(
+        name,
+        name=role_name,
+        description=description,
+        assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+        opts=opts,
+    )
+    attachment = aws.iam.RolePolicyAttachment(
+        f"{name}-vpc-access", role=role.name, policy_arn=LAMBDA_VPC_POLICY, opts=opts
+    )
+    return role, attachment
+
+
+def proxy_user_arn(region: str, account: str, proxy_arn: str, db_user: str) -> str:
+    """The ``rds-db:connect`` resource of ``db_user`` at a proxy: its id ``prx-...`` ends the proxy ARN."""
+    resource_id = proxy_arn.rsplit(":", 1)[-1]
+    if not resource_id.startswith("prx-"):
+        raise ValueError(f"not an RDS Proxy ARN: {proxy_arn!r}")
+    return f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{db_user}"
+
+
+class MySqlProxy(pulumi.ComponentResource):
+    """RDS MySQL + RDS Proxy (IAM auth, TLS) + a VPC Lambda that connects through the proxy."""
+
+    def __init__(
+        self,
+        name: str,
+        args: RdsProxyArgs,
+        *,
+        namer: Namer,
+        ephemeral: bool,
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[Any],
+        archive: BuiltArchive | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("db-recipes:proxy:MySqlProxy", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._namer = namer
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        region = aws.get_region_output(opts=invoke).region
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        instance_id = namer.rds("proxy", "mysql")
+
+        kms_key_arn = self._kms_key(args, ephemeral, instance_id)
+        db_sg, proxy_sg, lambda_sg = self._security_groups(args, vpc_id, instance_id)
+        instance, password = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg)
+        secret_arn = self._credentials_secret(args, ephemeral, instance, password, kms_key_arn)
+        proxy_role = self._proxy_role(secret_arn, kms_key_arn, region)
+        self.proxy = aws.rds.Proxy(
+            f"{name}-proxy",
+            name=namer.rds_proxy("proxy"),
+            engine_family=ENGINE_FAMILY,
+            auths=[
+                aws.rds.ProxyAuthArgs(
+                    auth_scheme="SECRETS",
+                    secret_arn=secret_arn,
+                    iam_auth="REQUIRED",
+                    # RDS's default for MySQL; stated so that no later default change shows as a diff.
+                    client_password_auth_type="MYSQL_CACHING_SHA2_PASSWORD",
+                    description=f"{args.master_username}: IAM token from clients, secret to MySQL",
+                )
+            ],
+            require_tls=True,
+            idle_client_timeout=args.idle_client_timeout,
+            role_arn=proxy_role.arn,
+            vpc_subnet_ids=subnet_ids,
+            vpc_security_group_ids=[proxy_sg.id],
+            debug_logging=False,  # would log SQL text
+            opts=self._child,
+        )
+        target_group = aws.rds.ProxyDefaultTargetGroup(
+            f"{name}-proxy-target-group",
+            db_proxy_name=self.proxy.name,
+            connection_pool_config=aws.rds.ProxyDefaultTargetGroupConnectionPoolConfigArgs(
+                max_connections_percent=args.max_connections_percent,
+                max_idle_connections_percent=args.max_idle_connections_percent,
+                connection_borrow_timeout=args.connection_borrow_timeout,
+            ),
+            opts=self._child,
+        )
+        aws.rds.ProxyTarget(
+            f"{name}-proxy-target",
+            db_proxy_name=self.proxy.name,
+            target_group_name=target_group.name,
+            db_instance_identifier=instance.identifier,
+            opts=self._child,
+        )
+
+        self.db_user = args.master_username
+        self.proxy_resource_id = self.proxy.arn.apply(lambda arn: arn.rsplit(":", 1)[-1])
+        self.function = self._function(args, archive, region, account, subnet_ids, lambda_sg)
+
+        self.instance_identifier = instance.identifier
+        self.instance_arn = instance.arn
+        self.instance_address = instance.address
+        self.proxy_arn = self.proxy.arn
+        self.proxy_endpoint = self.proxy.endpoint
+        self.port = PORT
+        self.database_name = args.database_name
+        self.secret_arn = secret_arn
+        self.kms_key_arn = kms_key_arn
+        self.db_security_group_id = db_sg.id
+        self.proxy_security_group_id = proxy_sg.id
+        self.lambda_security_group_id = lambda_sg.id
+        self.function_name = self.function.name
+        self.function_arn = self.function.arn
+        self.register_outputs(self.outputs())
+
+    # ------------------------------------------------------------- pieces
+
+    def _kms_key(self, args: RdsProxyArgs, ephemeral: bool, instance_id: str) -> pulumi.Output[str]:
+        if args.kms_key_arn:
+            return pulumi.Output.from_input(args.kms_key_arn)
+        key = aws.kms.Key(
+            f"{self._name}-key",
+            description=f"RDS MySQL {instance_id}: storage and credentials secret",
+            enable_key_rotation=True,
+            deletion_window_in_days=7 if ephemeral else 30,
+            opts=self._child,
+        )
+        aws.kms.Alias(f"{self._name}-key-alias", name=self._namer.kms_alias("proxy"),
+                      target_key_id=key.key_id, opts=self._child)
+        return key.arn
+
+    def _security_groups(
+        self, args: RdsProxyArgs, vpc_id: pulumi.Input[str], instance_id: str
+    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+        # Groups without inline rules; the rules are separate resources because they refer to each
+        # other in a cycle (function -> proxy -> database) that inline rules cannot express.
+        def group(suffix: str, description: str) -> aws.ec2.SecurityGroup:
+            return aws.ec2.SecurityGroup(
+                f"{self._name}-{suffix}-sg",
+                name=self._namer.security_group("proxy", suffix),
+                description=description,
+                vpc_id=vpc_id,
+                opts=self._child,
+            )
+
+        db_sg = group("db", f"MySQL {instance_id}: port {PORT} from its RDS Proxy only")
+        proxy_sg = group("proxy", f"RDS Proxy of {instance_id}: port {PORT} in from clients, out to the DB")
+        lambda_sg = group("lambda", f"Proxy client function: MySQL to the proxy of {instance_id} only")
+        self._ingress("db-from-proxy", db_sg, proxy_sg.id, "MySQL from the RDS Proxy")
+        self._egress("proxy-to-db", proxy_sg, db_sg.id, "MySQL to the database")
+        self._ingress("proxy-from-lambda", proxy_sg, lambda_sg.id, "MySQL from the proxy client function")
+        for index, group_id in enumerate(args.allowed_security_group_ids):
+            self._ingress(f"proxy-from-allowed-{index}", proxy_sg, group_id, "MySQL from an allowed client group")
+        self._egress("lambda-to-proxy", lambda_sg, proxy_sg.id, "MySQL to the RDS Proxy")
+        return db_sg, proxy_sg, lambda_sg
+
+    def _ingress(self, suffix: str, group: aws.ec2.SecurityGroup, source: pulumi.Input[str], text: str) -> None:
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-{suffix}",
+            security_group_id=group.id,
+            referenced_security_group_id=source,
+            ip_protocol="tcp", from_port=PORT, to_port=PORT,
+            description=text,
+            opts=self._child,
+        )
+
+    def _egress(self, suffix: str, group: aws.ec2.SecurityGroup, target: pulumi.Input[str], text: str) -> None:
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-{suffix}",
+            security_group_id=group.id,
+            referenced_security_group_id=target,
+            ip_protocol="tcp", from_port=PORT, to_port=PORT,
+            description=text,
+            opts=self._child,
+        )
+
+    def _instance(
+        self,
+        args: RdsProxyArgs,
+        ephemeral: bool,
+        instance_id: str,
+        kms_key_arn: pulumi.Output[str],
+        subnet_ids: pulumi.Input[Any],
+        db_sg: aws.ec2.SecurityGroup,
+    ) -> tuple[aws.rds.Instance, random.RandomPassword | None]:
+        managed = args.credentials == "managed"
+        password = None if managed else random.RandomPassword(
+            f"{self._name}-master-password",
+            length=41, special=False, upper=True, lower=True, numeric=True,
+            min_upper=1, min_lower=1, min_numeric=1,
+            opts=self._child,
+        )
+        subnet_group = aws.rds.SubnetGroup(
+            f"{self._name}-subnets",
+            name=self._namer.rds("proxy", "subnets"),
+            description=f"Private subnets of {instance_id}",
+            subnet_ids=subnet_ids,
+            opts=self._child,
+        )
+        instance = aws.rds.Instance(
+            f"{self._name}-mysql",
+            identifier=instance_id,
+            engine=ENGINE,
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage,
+            storage_type="gp3",
+            db_name=args.database_name,
+            username=args.master_username,
+            manage_master_user_password=True if managed else None,
+            master_user_secret_kms_key_id=kms_key_arn if managed else None,
+            password=None if password is None else password.result,
+            port=PORT,
+            storage_encrypted=True,
+            kms_key_id=kms_key_arn,
+            iam_database_authentication_enabled=True,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[db_sg.id],
+            publicly_accessible=False,
+            copy_tags_to_snapshot=True,
+            backup_retention_period=args.backup_retention_days or (1 if ephemeral else 7),
+            deletion_protection=not ephemeral,
+            skip_final_snapshot=ephemeral,
+            final_snapshot_identifier=None if ephemeral else self._namer.rds("proxy", "mysql", "final"),
+            apply_immediately=ephemeral,
+            opts=self._child,
+        )
+        return instance, password
+
+    def _credentials_secret(
+        self,
+        args: RdsProxyArgs,
+        ephemeral: bool,
+        instance: aws.rds.Instance,
+        password: random.RandomPassword | None,
+        kms_key_arn: pulumi.Output[str],
+    ) -> pulumi.Output[str]:
+        if password is None:
+            return instance.master_user_secrets.apply(managed_secret_arn)
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-credentials",
+            name=self._namer.secret("proxy", "credentials"),
+            description=f"MySQL credentials the RDS Proxy logs in with ({args.master_username})",
+            kms_key_id=kms_key_arn,
+            recovery_window_in_days=0 if ephemeral else 30,
+            opts=self._child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-credentials-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(pulumi.Output.json_dumps({
+                "engine": ENGINE,
+                "host": instance.address,
+                "port": PORT,
+                "username": args.master_username,
+                "password": password.result,
+                "dbname": args.database_name,
+            })),
+            opts=self._child,
+        )
+        return secret.arn
+
+    def _proxy_role(
+        self, secret_arn: pulumi.Output[str], kms_key_arn: pulumi.Output[str], region: pulumi.Output[str]
+    ) -> aws.iam.Role:
+        role = aws.iam.Role(
+            f"{self._name}-proxy-role",
+            name=self._namer.iam_role("proxy"),
+            description="RDS Proxy: read its one credentials secret",
+            assume_role_policy=assume_role_policy("rds.amazonaws.com"),
+            opts=self._child,
+        )
+        policy = pulumi.Output.all(secret_arn, kms_key_arn, region).apply(
+            lambda values: json.dumps(proxy_role_policy(*values))
+        )
+        aws.iam.RolePolicy(f"{self._name}-proxy-role-policy", role=role.id, policy=policy, opts=self._child)
+        return role
+
+    def _function(
+        self,
+        args: RdsProxyArgs,
+        archive: BuiltArchive | None,
+        region: pulumi.Output[str],
+        account: pulumi.Output[str],
+        subnet_ids: pulumi.Input[Any],
+        lambda_sg: aws.ec2.SecurityGroup,
+    ) -> aws.lambda_.Function:
+        archive = archive or build_function_archive(function_dir(FUNCTION_NAME))
+        role, vpc_access = lambda_role(f"{self._name}-lambda-role", self._namer.iam_role("proxy", "client"),
+                           "Proxy client function: rds-db:connect through the proxy", self._child)
+        connect = pulumi.Output.all(region, account, self.proxy.arn).apply(
+            lambda values: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "ConnectThroughProxy",
+                    "Effect": "Allow",
+                    "Action": "rds-db:connect",
+                    "Resource": proxy_user_arn(*values, self.db_user),
+                }],
+            })
+        )
+        policy = aws.iam.RolePolicy(f"{self._name}-lambda-connect", role=role.id, policy=connect, opts=self._child)
+        return aws.lambda_.Function(
+            f"{self._name}-client",
+            name=self._namer.lambda_function("proxy", "client"),
+            description="Connects through the RDS Proxy with an IAM token over TLS and runs a query",
+            runtime=LAMBDA_RUNTIME,
+            architectures=[LAMBDA_ARCHITECTURE],
+            handler="handler.lambda_handler",
+            role=role.arn,
+            code=pulumi.FileArchive(str(archive.path)),
+            source_code_hash=archive.sha256_b64,
+            timeout=args.lambda_timeout,
+            memory_size=args.lambda_memory,
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=subnet_ids, security_group_ids=[lambda_sg.id]),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+                "DB_HOST": self.proxy.endpoint,  # the proxy, never the instance
+                "DB_PORT": str(PORT),
+                "DB_USER": self.db_user,
+                "DB_NAME": args.database_name,
+                # AWS_REGION is reserved (Lambda sets it); this names the region the token is signed for.
+                "DB_REGION": region,
+            }),
+            # The role's policy must exist before the function can use it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, vpc_access]),
+        )
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "instance_identifier": self.instance_identifier,
+            "instance_arn": self.instance_arn,
+            "instance_address": self.instance_address,
+            "proxy_arn": self.proxy_arn,
+            "proxy_resource_id": self.proxy_resource_id,
+            "proxy_endpoint": self.proxy_endpoint,
+            "port": self.port,
+            "database_name": self.database_name,
+            "db_user": self.db_user,
+            "secret_arn": self.secret_arn,
+            "kms_key_arn": self.kms_key_arn,
+            "db_security_group_id": self.db_security_group_id,
+            "proxy_security_group_id": self.proxy_security_group_id,
+            "lambda_security_group_id": self.lambda_security_group_id,
+            "function_name": self.function_name,
+            "function_arn": self.function_arn,
+            "quota": QUOTA_NOTE,
+        }
+
+
+def managed_secret_arn(secrets: Any) -> str:
+    if not secrets:
+        raise ValueError("the instance reports no RDS-managed master secret")
+    first = secrets[0]
+    return first["secret_arn"] if isinstance(first, dict) else first.secret_arn
+
+
+def proxy_role_policy(secret_arn: str, kms_key_arn: str, region: str) -> dict[str, Any]:
+    """Read one secret, and decrypt with the recipe's key only on Secrets Manager's behalf."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadCredentialsSecret",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": secret_arn,
+            },
+            {
+                "Sid": "DecryptViaSecretsManager",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": kms_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+            },
+        ],
+    }

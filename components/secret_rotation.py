@@ -1,0 +1,420 @@
+"""4.5 Password rotation: an RDS MySQL admin secret that a Lambda function rotates every 30 days.
+
+Two ways, chosen with ``managed``:
+
+* ``managed: false`` (default): the recipe owns the rotation. A generated initial
+  password (41 characters, letters and digits of every kind, no punctuation)
+  becomes the instance's master password and the secret's first version; the
+  secret (JSON: engine, host, port, username, password, dbname) is encrypted with
+  a customer-managed KMS key; the rotation function (``functions/rotation``, AWS's
+  single-user protocol) runs in the VPC, reaches the database on 3306 and
+  Secrets Manager through the VPC interface endpoint; Secrets Manager may invoke it
+  for this one secret only; ``SecretRotation`` runs it every ``rotation_days``.
+  Choose this when you need your own schedule (1..1000 days) or secret format,
+  when other tools read the secret's JSON, or when you rotate users other than the
+  master user with the same function.
+* ``managed: true``: RDS keeps the master password in Secrets Manager itself
+  (``manage_master_user_password``) and rotates it on its own schedule (every 7
+  days by default), with no function, network path or IAM to maintain. Choose this
+  whenever the master password is all you need rotated. Trade-offs: an instance
+  whose master password is RDS-managed cannot be the source of a read replica
+  (see 4.4), the schedule is RDS's, and the secret holds only username and
+  password (clients find host and port elsewhere).
+
+Network: the function runs in the network's app tier security group, the one the
+Secrets Manager endpoint admits HTTPS from; the database admits MySQL from the
+app tier (and ``allowed_security_group_ids``) only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.naming import Namer
+from components.packaging import (
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_RUNTIME,
+    BuiltArchive,
+    build_function_archive,
+    function_dir,
+)
+from components.rds_proxy import (
+    SUPPORTED_MAJORS,
+    check_identifier,
+    check_kms_key_arn,
+    lambda_role,
+    managed_secret_arn,
+)
+
+ENGINE = "mysql"
+PORT = 3306
+FUNCTION_NAME = "rotation"
+DEFAULT_ROTATION_DAYS = 30
+ROTATION_DAYS_RANGE = (1, 1000)
+RDS_MANAGED_ROTATION_DAYS = 7
+INITIAL_PASSWORD_LENGTH = 41
+# Unsafe in connection strings and SQL literals; the function passes them to GetRandomPassword.
+EXCLUDE_CHARACTERS = "/@\"'\\ "
+PASSWORD_LENGTH_RANGE = (16, 128)
+
+
+@dataclass(frozen=True)
+class SecretRotationArgs:
+    # true: RDS-managed master password, rotated by RDS; no function.
+    managed: bool = False
+    # Days between rotations (1..1000); None: 30. Not for managed: RDS keeps its own schedule.
+    rotation_days: int | None = None
+    # Rotate once right after creation: proves the set-up works and retires the generated password.
+    rotate_immediately: bool = True
+    # Length of the passwords the function generates.
+    password_length: int = INITIAL_PASSWORD_LENGTH
+    engine_version: str = "8.0"
+    instance_class: str = "db.t4g.micro"
+    allocated_storage: int = 20
+    database_name: str = "app"
+    master_username: str = "dbadmin"
+    # An existing customer-managed KMS key; a new one is created when None.
+    kms_key_arn: str | None = None
+    # Security groups, besides the app tier, whose members may reach the database.
+    allowed_security_group_ids: tuple[str, ...] = ()
+    lambda_timeout: int = 60
+    lambda_memory: int = 256
+    # None: 1 day for ephemeral stacks, 7 for durable ones.
+    backup_retention_days: int | None = None
+
+    def __post_init__(self) -> None:
+        low, high = ROTATION_DAYS_RANGE
+        if self.rotation_days is not None:
+            if self.managed:
+                raise ValueError(
+                    f"rotation_days: with managed: true RDS rotates on its own schedule "
+                    f"({RDS_MANAGED_ROTATION_DAYS} days); remove rotation_days or set managed: false"
+                )
+            if not low <= self.rotation_days <= high:
+                raise ValueError(f"rotation_days: must be {low}..{high}, got {self.rotation_days}")
+        low, high = PASSWORD_LENGTH_RANGE
+        if not low <= self.password_length <= high:
+            raise ValueError(f"password_length: must be {low}..{high}, got {self.password_length}")
+        if not any(self.engine_version == m or self.engine_version.startswith(m + ".") for m in SUPPORTED_MAJORS):
+            raise ValueError(
+                f"engine_version: MySQL {' or '.join(SUPPORTED_MAJORS)} (e.g. '8.0'), got {self.engine_version!r}"
+            )
+        if not self.instance_class.startswith("db."):
+            raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {self.instance_class!r}")
+        if not 20 <= self.allocated_storage <= 65536:
+            raise ValueError(f"allocated_storage: must be 20..65536 GiB, got {self.allocated_storage}")
+        if not 3 <= self.lambda_timeout <= 900:
+            raise ValueError(f"lambda_timeout: must be 3..900 seconds, got {self.lambda_timeout}")
+        if not 128 <= self.lambda_memory <= 10240:
+            raise ValueError(f"lambda_memory: must be 128..10240 MB, got {self.lambda_memory}")
+        if self.backup_retention_days is not None and not 1 <= self.backup_retention_days <= 35:
+            raise ValueError(f"backup_retention_days: must be 1..35, got {self.backup_retention_days}")
+        check_identifier("database_name", self.database_name, 64)
+        check_identifier("master_username", self.master_username, 16)
+        check_kms_key_arn(self.kms_key_arn)
+
+    @property
+    def days(self) -> int:
+        if self.managed:
+            return RDS_MANAGED_ROTATION_DAYS
+        return self.rotation_days or DEFAULT_ROTATION_DAYS
+
+
+class RotatedSecret(pulumi.ComponentResource):
+    """An RDS MySQL instance whose admin password is rotated: by a Lambda function, or by RDS."""
+
+    def __init__(
+        self,
+        name: str,
+        args: SecretRotationArgs,
+        *,
+        namer: Namer,
+        ephemeral: bool,
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[Any],
+        app_security_group_id: pulumi.Input[str],
+        archive: BuiltArchive | None = None,
+        endpoint_dependencies: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """``endpoint_dependencies``: what must exist before the first rotation runs (the network
+        with its Secrets Manager endpoint), since ``rotate_immediately`` invokes the function."""
+        super().__init__("db-recipes:rotation:RotatedSecret", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._namer = namer
+        instance_id = namer.rds("rotation", "mysql")
+
+        kms_key_arn = self._kms_key(args, ephemeral, instance_id)
+        db_sg = self._db_security_group(args, vpc_id, app_security_group_id, instance_id)
+        password = None if args.managed else random.RandomPassword(
+            f"{name}-initial-password",
+            length=INITIAL_PASSWORD_LENGTH,
+            special=False,  # no punctuation: safe in URLs, shells and SQL literals
+            upper=True, lower=True, numeric=True,
+            min_upper=1, min_lower=1, min_numeric=1,
+            opts=self._child,
+        )
+        self.instance = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg, password)
+        self._instance_id = instance_id
+
+        self.function: aws.lambda_.Function | None = None
+        self.rotation: aws.secretsmanager.SecretRotation | None = None
+        if password is None:
+            self.secret_arn: pulumi.Output[str] = self.instance.master_user_secrets.apply(managed_secret_arn)
+        else:
+            secret, version = self._secret(args, ephemeral, kms_key_arn, password)
+            self.secret_arn = secret.arn
+            region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+            self.function = self._function(args, archive, secret, kms_key_arn, region, subnet_ids,
+                                           app_security_group_id)
+            permission = aws.lambda_.Permission(
+                f"{name}-invoke-permission",
+                action="lambda:InvokeFunction",
+                function=self.function.name,
+                principal="secretsmanager.amazonaws.com",
+                source_arn=secret.arn,  # this secret only, not any secret in the account
+                opts=self._child,
+            )
+            self.rotation = aws.secretsmanager.SecretRotation(
+                f"{name}-rotation",
+                secret_id=secret.id,
+                rotation_lambda_arn=self.function.arn,
+                rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                    automatically_after_days=args.days,
+                ),
+                rotate_immediately=args.rotate_immediately,
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[permission, version, *endpoint_dependencies]
+                ),
+            )
+
+        self.managed = args.managed
+        self.rotation_days = args.days
+        self.instance_identifier = self.instance.identifier
+        self.instance_arn = self.instance.arn
+        self.address = self.instance.address
+        self.port = PORT
+        self.database_name = args.database_name
+        self.master_username = args.master_username
+        self.kms_key_arn = kms_key_arn
+        self.security_group_id = db_sg.id
+        self.register_outputs(self.outputs())
+
+    # ------------------------------------------------------------- pieces
+
+    def _kms_key(self, args: SecretRotationArgs, ephemeral: bool, instance_id: str) -> pulumi.Output[str]:
+        if args.kms_key_arn:
+            return pulumi.Output.from_input(args.kms_key_arn)
+        key = aws.kms.Key(
+            f"{self._name}-key",
+            description=f"RDS MySQL {instance_id}: storage and admin secret",
+            enable_key_rotation=True,
+            deletion_window_in_days=7 if ephemeral else 30,
+            opts=self._child,
+        )
+        aws.kms.Alias(f"{self._name}-key-alias", name=self._namer.kms_alias("rotation"),
+                      target_key_id=key.key_id, opts=self._child)
+        return key.arn
+
+    def _db_security_group(
+        self,
+        args: SecretRotationArgs,
+        vpc_id: pulumi.Input[str],
+        app_security_group_id: pulumi.Input[str],
+        instance_id: str,
+    ) -> aws.ec2.SecurityGroup:
+        sources = [("app", app_security_group_id, "MySQL from the app tier (clients, rotation function)")]
+        sources += [(f"allowed-{i}", sg, "MySQL from an allowed client group")
+                    for i, sg in enumerate(args.allowed_security_group_ids)]
+        return aws.ec2.SecurityGroup(
+            f"{self._name}-db-sg",
+            name=self._namer.security_group("rotation", "db"),
+            description=f"MySQL {PORT} to {instance_id} from named security groups only",
+            vpc_id=vpc_id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=PORT, to_port=PORT, security_groups=[source], description=text,
+                )
+                for _, source, text in sources
+            ],
+            opts=self._child,
+        )
+
+    def _instance(
+        self,
+        args: SecretRotationArgs,
+        ephemeral: bool,
+        instance_id: str,
+        kms_key_arn: pulumi.Output[str],
+        subnet_ids: pulumi.Input[Any],
+        db_sg: aws.ec2.SecurityGroup,
+        password: random.RandomPassword | None,
+    ) -> aws.rds.Instance:
+        subnet_group = aws.rds.SubnetGroup(
+            f"{self._name}-subnets",
+            name=self._namer.rds("rotation", "subnets"),
+            description=f"Private subnets of {instance_id}",
+            subnet_ids=subnet_ids,
+            opts=self._child,
+        )
+        managed = password is None
+        return aws.rds.Instance(
+            f"{self._name}-mysql",
+            identifier=instance_id,
+            engine=ENGINE,
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage,
+            storage_type="gp3",
+            db_name=args.database_name,
+            username=args.master_username,
+            manage_master_user_password=True if managed else None,
+            master_user_secret_kms_key_id=kms_key_arn if managed else None,
+            password=None if password is None else password.result,
+            port=PORT,
+            storage_encrypted=True,
+            kms_key_id=kms_key_arn,
+            iam_database_authentication_enabled=True,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[db_sg.id],
+            publicly_accessible=False,
+            copy_tags_to_snapshot=True,
+            backup_retention_period=args.backup_retention_days or (1 if ephemeral else 7),
+            deletion_protection=not ephemeral,
+            skip_final_snapshot=ephemeral,
+            final_snapshot_identifier=None if ephemeral else self._namer.rds("rotation", "mysql", "final"),
+            apply_immediately=ephemeral,
+            opts=self._child,
+        )
+
+    def _secret(
+        self,
+        args: SecretRotationArgs,
+        ephemeral: bool,
+        kms_key_arn: pulumi.Output[str],
+        password: random.RandomPassword,
+    ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-admin-secret",
+            name=self._namer.secret("rotation", "admin"),
+            description=f"Admin credentials of RDS MySQL {self._instance_id}, rotated every {args.days} days",
+            kms_key_id=kms_key_arn,
+            recovery_window_in_days=0 if ephemeral else 30,
+            opts=self._child,
+        )
+        version = aws.secretsmanager.SecretVersion(
+            f"{self._name}-admin-secret-initial",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(pulumi.Output.json_dumps({
+                "engine": ENGINE,
+                "host": self.instance.address,
+                "port": PORT,
+                "username": args.master_username,
+                "password": password.result,
+                "dbname": args.database_name,
+            })),
+            # After a rotation this version is no longer AWSCURRENT; without this, the next
+            # `pulumi up` after a refresh would move AWSCURRENT back to the retired password.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["version_stages"]),
+        )
+        return secret, version
+
+    def _function(
+        self,
+        args: SecretRotationArgs,
+        archive: BuiltArchive | None,
+        secret: aws.secretsmanager.Secret,
+        kms_key_arn: pulumi.Output[str],
+        region: pulumi.Output[str],
+        subnet_ids: pulumi.Input[Any],
+        app_security_group_id: pulumi.Input[str],
+    ) -> aws.lambda_.Function:
+        archive = archive or build_function_archive(function_dir(FUNCTION_NAME))
+        role, vpc_access = lambda_role(f"{self._name}-lambda-role", self._namer.iam_role("rotation", "function"),
+                           "Secret rotation function: one secret, its KMS key via Secrets Manager", self._child)
+        document = pulumi.Output.all(secret.arn, kms_key_arn, region).apply(
+            lambda values: json.dumps(rotation_role_policy(*values))
+        )
+        policy = aws.iam.RolePolicy(f"{self._name}-lambda-policy", role=role.id, policy=document, opts=self._child)
+        return aws.lambda_.Function(
+            f"{self._name}-function",
+            name=self._namer.lambda_function("rotation"),
+            description="Secrets Manager single-user rotation of the RDS MySQL admin password",
+            runtime=LAMBDA_RUNTIME,
+            architectures=[LAMBDA_ARCHITECTURE],
+            handler="handler.lambda_handler",
+            role=role.arn,
+            code=pulumi.FileArchive(str(archive.path)),
+            source_code_hash=archive.sha256_b64,
+            timeout=args.lambda_timeout,
+            memory_size=args.lambda_memory,
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(
+                subnet_ids=subnet_ids, security_group_ids=[app_security_group_id],
+            ),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+                # Resolves to the VPC interface endpoint through its private DNS name.
+                "SECRETS_MANAGER_ENDPOINT": region.apply(lambda r: f"https://secretsmanager.{r}.amazonaws.com"),
+                "EXCLUDE_CHARACTERS": EXCLUDE_CHARACTERS,
+                "PASSWORD_LENGTH": str(args.password_length),
+            }),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, vpc_access]),
+        )
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "managed": self.managed,
+            "rotation_days": self.rotation_days,
+            "secret_arn": self.secret_arn,
+            "instance_identifier": self.instance_identifier,
+            "instance_arn": self.instance_arn,
+            "address": self.address,
+            "port": self.port,
+            "database_name": self.database_name,
+            "master_username": self.master_username,
+            "kms_key_arn": self.kms_key_arn,
+            "security_group_id": self.security_group_id,
+            "function_name": self.function.name if self.function else None,
+            "function_arn": self.function.arn if self.function else None,
+        }
+
+
+def rotation_role_policy(secret_arn: str, kms_key_arn: str, region: str) -> dict[str, Any]:
+    """What AWS's single-user rotation function needs, scoped to one secret and one key."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "RotateThisSecret",
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                "Resource": secret_arn,
+            },
+            {
+                # GetRandomPassword acts on no resource, so IAM accepts only "*" here.
+                "Sid": "GeneratePasswords",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetRandomPassword",
+                "Resource": "*",
+            },
+            {
+                "Sid": "UseSecretKeyViaSecretsManager",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": kms_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+            },
+        ],
+    }
