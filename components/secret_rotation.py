@@ -397,6 +397,8 @@ def rotation_role_policy(secret_arn: str, kms_key_arn: str, region: str) -> dict
                 "Action": [
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:GetSecretValue",
+                    # Lets setSecret find the versions of an abandoned rotation and never lock the user out.
+                    "secretsmanager:ListSecretVersionIds",
                     "secretsmanager:PutSecretValue",
                     "secretsmanager:UpdateSecretVersionStage",
                 ],

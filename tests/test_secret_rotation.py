@@ -110,7 +110,7 @@ def test_function_role_is_scoped_to_the_secret_and_key(default_plan: Plan) -> No
     by_resource = {json.dumps(s["Resource"]): s for s in statements}
     assert set(by_resource) == {json.dumps(secret_arn), json.dumps("*"), json.dumps(key_arn)}
     assert sorted(by_resource[json.dumps(secret_arn)]["Action"]) == [
-        "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds",
         "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]
     # Only GetRandomPassword is granted on "*" (it has no resource to scope to).
     assert by_resource[json.dumps("*")]["Action"] == "secretsmanager:GetRandomPassword"
