@@ -396,6 +396,7 @@ _CALL_PLACEHOLDERS: dict[str, Callable[[Placeholders, dict[str, Any]], dict[str,
 
 def _mask(value: Any) -> Any:
     """Replace secret-wrapped and unknown values by markers, recursively."""
+    from pulumi import asset
     from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
@@ -409,7 +410,24 @@ def _mask(value: Any) -> Any:
         return [_mask(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)  # protobuf carries every number as a double
+    if isinstance(value, (asset.Asset, asset.Archive)):
+        return _asset_json(value)
     return value
+
+
+def _asset_json(value: Any) -> dict[str, Any]:
+    """Assets and archives (a Lambda's code) in the engine's RPC form, as plain JSON."""
+    from pulumi import asset
+    from pulumi.runtime import rpc
+
+    if isinstance(value, asset.AssetArchive):
+        return {rpc._special_sig_key: rpc._special_archive_sig,
+                "assets": {k: _asset_json(v) for k, v in value.assets.items()}}
+    signature = rpc._special_asset_sig if isinstance(value, asset.Asset) else rpc._special_archive_sig
+    for key in ("path", "text", "uri"):
+        if getattr(value, key, None) is not None:
+            return {rpc._special_sig_key: signature, key: getattr(value, key)}
+    return {rpc._special_sig_key: signature}
 
 
 def _mocks_and_monitor(placeholders: Placeholders, recorded: list[PlannedResource]) -> tuple[Any, Any]:

@@ -117,3 +117,12 @@ def test_secrets_never_get_a_value() -> None:
     doc = build_plan({"db-recipes:recipes": ["aurora-serverless"]}, stack="dev").to_json()
     provider = next(r for r in doc["resources"] if r["type"] == "pulumi:providers:aws")
     assert "secretKey" not in provider["inputs"] or provider["inputs"]["secretKey"] == SECRET_MARKER
+
+
+def test_plan_json_carries_lambda_code_in_the_engines_archive_form() -> None:
+    result = invoke("plan", "-b", "dev", "-r", "rds-proxy", "--json")
+    assert result.exit_code == 0, result.output
+    function = next(r for r in json.loads(result.stdout)["resources"] if r["type"] == "aws:lambda/function:Function")
+    code = function["inputs"]["code"]
+    assert code["4dabf18193072939515e22adb298388d"] == "0def7320c3a5731c473e5ecbe6d01bc7"
+    assert code["path"].endswith(".zip") and Path(code["path"]).is_file()
