@@ -1,0 +1,19 @@
+"""The policy pack program: the Pulumi CLI (and ``dbenv policy check``) runs this to serve the analyzer protocol.
+
+It only builds the pack; the policies live in ``db_guard.py`` next to it.
+``PolicyPack`` starts a gRPC Analyzer server, prints its port and serves
+until the process is stopped.
+"""
+
+from db_guard import PACK_DESCRIPTION, PACK_NAME, build_policies
+from pulumi_policy import EnforcementLevel, PolicyPack
+
+PolicyPack(
+    name=PACK_NAME,
+    policies=build_policies(),
+    enforcement_level=EnforcementLevel.ADVISORY,
+    description=PACK_DESCRIPTION,
+    display_name="db-recipes guard",
+    provider="aws",
+    tags=["rds", "aurora", "dynamodb", "dms", "secretsmanager", "encryption", "iam"],
+)
