@@ -8,6 +8,7 @@ interface endpoints, created only for the services asked for.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +20,32 @@ from components.naming import Namer
 MIN_AZS = 2
 MAX_AZS = 6
 INTERFACE_SERVICES = ("secretsmanager", "rds-data", "kms", "sts", "logs", "rds")
+# A StackReference name: ``stack``, ``project/stack`` or ``org/project/stack``.
+_STACK_REF = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    """Create a VPC (``cidr_block``, ``az_count``) or adopt ``vpc_id`` + ``subnet_ids``."""
+    """Create a VPC (``cidr_block``, ``az_count``), adopt ``vpc_id`` + ``subnet_ids``, or read ``shared_stack``.
+
+    ``shared_stack`` is the fully qualified name (``org/project/stack``) of the
+    stack whose ``network`` output holds ``vpc_id``, ``private_subnet_ids`` and
+    ``app_security_group_id``: branch stacks then share one VPC.
+    """
 
     cidr_block: str = "10.40.0.0/16"
     az_count: int = 2
     subnet_prefix_length: int = 20
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
+    shared_stack: str | None = None
 
     def __post_init__(self) -> None:
+        if self.shared_stack is not None:
+            if not _STACK_REF.match(self.shared_stack):
+                raise ValueError(f"shared_stack: {self.shared_stack!r} is not a stack name like org/project/stack")
+            if self.vpc_id is not None:
+                raise ValueError("shared_stack and vpc_id exclude each other: read the network from one place")
         if (self.vpc_id is None) != (not self.subnet_ids):
             raise ValueError("vpc_id and subnet_ids go together: give both to adopt a VPC, or neither")
         if self.vpc_id is not None and len(self.subnet_ids) < MIN_AZS:
@@ -88,6 +102,14 @@ class Network(pulumi.ComponentResource):
         if unknown:
             raise ValueError(f"interface_endpoints: unknown service {unknown[0]!r} (known: {INTERFACE_SERVICES})")
 
+        if args.shared_stack is not None:
+            self._read_shared(name, args.shared_stack)
+            self.endpoint_security_group_id = None
+            self.endpoint_ids = {}
+            if interface_endpoints:
+                raise ValueError("interface_endpoints: create them in the shared stack, not in a stack that reads it")
+            self.register_outputs(self.outputs())
+            return
         if args.adopted:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
             self.private_subnet_ids = pulumi.Output.from_input(list(args.subnet_ids))
@@ -177,6 +199,14 @@ class Network(pulumi.ComponentResource):
                 )
                 self.endpoint_ids[service] = endpoint.id
         self.register_outputs(self.outputs())
+
+    def _read_shared(self, name: str, shared_stack: str) -> None:
+        """Take the VPC, subnets and app security group from the shared stack's ``network`` output."""
+        ref = pulumi.StackReference(f"{name}-shared", stack_name=shared_stack, opts=pulumi.ResourceOptions(parent=self))
+        network = ref.require_output("network")
+        self.vpc_id = network.apply(lambda n: n["vpc_id"])
+        self.private_subnet_ids = network.apply(lambda n: list(n["private_subnet_ids"]))
+        self.app_security_group_id = network.apply(lambda n: n["app_security_group_id"])
 
     def outputs(self) -> dict[str, Any]:
         return {

@@ -21,9 +21,11 @@ from components.config import ConfigError, from_mapping
 from components.data_api import DataApiAccess, DataApiArgs
 from components.dms_migration import DmsMigration, DmsMigrationArgs, DmsSource
 from components.dynamodb_autoscaling import DynamoDbAutoscaling, DynamoDbAutoscalingArgs
-from components.encrypted_restore import DemoMySqlSource, EncryptedRestore, EncryptExistingArgs
+from components.encrypted_restore import DemoMySqlSource, DemoSourceArgs, EncryptedRestore, EncryptExistingArgs
 from components.iam_auth import IamAuthArgs, IamDatabaseAuth
 from components.network import Network, NetworkArgs
+from components.rds_proxy import MySqlProxy, RdsProxyArgs
+from components.secret_rotation import RotatedSecret, SecretRotationArgs
 
 PROJECT = "db-recipes"
 NAMESPACE = PROJECT
@@ -46,7 +48,7 @@ RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
         Recipe("aurora-serverless", "4.1", "Aurora Serverless v2 PostgreSQL", AuroraServerlessArgs, True),
-        Recipe("data-api", "4.8", "RDS Data API with least-privilege access", DataApiArgs, True,
+        Recipe("data-api", "4.8", "RDS Data API with least-privilege access", DataApiArgs, False,
                implies=("aurora-serverless",)),
         Recipe("iam-auth", "4.2", "RDS IAM database authentication", IamAuthArgs, False,
                implies=("aurora-serverless",)),
@@ -54,6 +56,10 @@ RECIPES: dict[str, Recipe] = {
         Recipe("dms-migration", "4.7", "AWS DMS migration into RDS", DmsMigrationArgs, True),
         Recipe("dynamodb-autoscaling", "4.6", "DynamoDB provisioned-capacity autoscaling",
                DynamoDbAutoscalingArgs, False),
+        Recipe("rds-proxy", "4.3", "RDS Proxy with IAM auth in front of RDS MySQL, and a Lambda client",
+               RdsProxyArgs, True),
+        Recipe("secret-rotation", "4.5", "Secrets Manager rotation of an RDS MySQL admin password",
+               SecretRotationArgs, True),
     )
 }
 RECIPE_NAMES: tuple[str, ...] = tuple(RECIPES)
@@ -125,6 +131,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
         for name in RECIPE_NAMES
     }
     selected = _implied(selected, recipe_args)
+    recipe_args = _linked(selected, recipe_args)
     ephemeral = from_mapping(_Flag, {"value": values.get("ephemeral", False)}, f"{NAMESPACE}:ephemeral").value
     branch = values.get("branch")
     if branch is not None:
@@ -163,6 +170,17 @@ def _implied(selected: tuple[str, ...], recipe_args: Mapping[str, Any]) -> tuple
         if not _has_own_target(name, recipe_args[name]):
             wanted.update(RECIPES[name].implies)
     return tuple(n for n in RECIPE_NAMES if n in wanted)
+
+
+def _linked(selected: tuple[str, ...], recipe_args: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings one recipe imposes on another, validated like the user's own config."""
+    linked = dict(recipe_args)
+    if "data-api" in selected and not _has_own_target("data-api", recipe_args["data-api"]):
+        try:
+            linked["aurora-serverless"] = replace(recipe_args["aurora-serverless"], enable_data_api=True)
+        except ValueError as err:
+            raise ConfigError(f"{NAMESPACE}:aurora-serverless (needed by data-api): {err}") from None
+    return linked
 
 
 def _has_own_target(name: str, args: Any) -> bool:
@@ -209,7 +227,7 @@ def make_provider(config: StackConfig, settings: ProviderSettings | None = None)
     extra: dict[str, Any] = {}
     if settings.endpoint_url:
         extra.update(
-            endpoints=[{service: settings.endpoint_url for service in settings.services}],
+            endpoints=[_endpoints(settings)],
             access_key=settings.access_key or "test",
             secret_key=pulumi.Output.secret(settings.secret_key or "test"),
             skip_credentials_validation=True,
@@ -223,6 +241,16 @@ def make_provider(config: StackConfig, settings: ProviderSettings | None = None)
         default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(config)),
         **extra,
     )
+
+
+def _endpoints(settings: ProviderSettings) -> aws.ProviderEndpointArgs:
+    """Endpoint keys are the provider's names (``lambda``, ``appautoscaling``); the typed args reject typos."""
+    try:
+        return aws.ProviderEndpointArgs(
+            **{("lambda_" if service == "lambda" else service): settings.endpoint_url for service in settings.services}
+        )
+    except TypeError as err:
+        raise ConfigError(f"provider endpoints: {err}") from None
 
 
 def build(config: StackConfig, provider_settings: ProviderSettings | None = None) -> dict[str, Any]:
@@ -249,14 +277,52 @@ def build(config: StackConfig, provider_settings: ProviderSettings | None = None
     return outputs
 
 
+def parse_shared_config(raw: Mapping[str, Any], *, stack: str, region: str | None = None) -> StackConfig:
+    """The shared stack's config: only ``network`` (it never selects recipes and is never ephemeral)."""
+    values = {key: _decode(value) for key, value in raw.items()}
+    for key in values:
+        if key != "network":
+            raise ConfigError(f"{NAMESPACE}:{key}: the shared stack takes only {NAMESPACE}:network")
+    network = from_mapping(NetworkArgs, values.get("network"), f"{NAMESPACE}:network")
+    if network.shared_stack is not None:
+        raise ConfigError(f"{NAMESPACE}:network.shared_stack: the shared stack cannot read another shared stack")
+    return StackConfig(stack=naming.validate_stack_name(stack), region=region or DEFAULT_REGION, recipes=(),
+                       network=network)
+
+
+def read_shared_config() -> StackConfig:
+    """The shared stack's config inside the running program."""
+    all_config = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    prefix = f"{NAMESPACE}:"
+    raw = {key[len(prefix):]: value for key, value in all_config.items() if key.startswith(prefix)}
+    return parse_shared_config(raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))
+
+
+def build_shared(config: StackConfig, provider_settings: ProviderSettings | None = None) -> dict[str, Any]:
+    """The account-wide pieces branch stacks read through StackReference: the network, DMS service roles."""
+    from components.dms_migration import DmsServiceRoles
+
+    opts = pulumi.ResourceOptions(providers={"aws": make_provider(config, provider_settings)})
+    namer = naming.Namer.for_stack(config.stack)
+    network = Network("network", config.network, namer=namer, interface_endpoints=_interface_endpoints(config),
+                      opts=opts)
+    roles = DmsServiceRoles("dms-service-roles", opts=opts)
+    return {"network": network.outputs(), "dms_service_roles": roles.outputs()}
+
+
 def export(outputs: Mapping[str, Any]) -> None:
     for key, value in outputs.items():
         pulumi.export(key, value)
 
 
 def _interface_endpoints(config: StackConfig) -> tuple[str, ...]:
-    # Only Lambda functions inside the VPC need AWS APIs through interface endpoints;
-    # none of the declarative recipes runs one.
+    # There is no NAT: whatever runs inside the VPC and calls an AWS API needs an interface
+    # endpoint. The rotation function and the private DMS replication instance both read
+    # Secrets Manager. The rds-proxy client needs none (IAM token signing is local), and
+    # managed rotation runs no function at all.
+    rotation = "secret-rotation" in config.recipes and not config.args("secret-rotation").managed
+    if rotation or "dms-migration" in config.recipes:
+        return ("secretsmanager",)
     return ()
 
 
@@ -266,8 +332,6 @@ def _client_sgs(ctx: _Build, extra: tuple[str, ...]) -> list[Any]:
 
 
 def _build_aurora(ctx: _Build, args: AuroraServerlessArgs) -> dict[str, Any]:
-    if "data-api" in ctx.config.recipes and not args.enable_data_api:
-        args = replace(args, enable_data_api=True)
     assert ctx.network is not None
     aurora = AuroraServerlessPostgres(
         "aurora",
@@ -284,23 +348,150 @@ def _build_aurora(ctx: _Build, args: AuroraServerlessArgs) -> dict[str, Any]:
 
 
 def _build_data_api(ctx: _Build, args: DataApiArgs) -> dict[str, Any]:
-    raise NotImplementedError("data-api wiring")
+    target = args.target
+    if target is not None:
+        access = DataApiAccess(
+            "data-api", args, namer=ctx.namer,
+            cluster_arn=target.cluster_arn, secret_arn=target.secret_arn, kms_key_arn=target.kms_key_arn,
+            database_name=target.database_name, region=target.region, opts=ctx.opts,
+        )
+    else:
+        # _implied put aurora-serverless in the selection and _build_aurora turned its Data API on.
+        aurora: AuroraServerlessPostgres = ctx.built["aurora-serverless"]
+        assert aurora.data_api_enabled, "aurora-serverless must be built with enable_data_api for data-api"
+        access = DataApiAccess(
+            "data-api", args, namer=ctx.namer,
+            cluster_arn=aurora.cluster_arn, secret_arn=aurora.master_user_secret_arn,
+            kms_key_arn=aurora.kms_key_arn, database_name=aurora.database_name, opts=ctx.opts,
+        )
+    ctx.built["data-api"] = access
+    return access.outputs()
 
 
 def _build_iam_auth(ctx: _Build, args: IamAuthArgs) -> dict[str, Any]:
-    raise NotImplementedError("iam-auth wiring")
+    if args.target is not None:
+        auth = IamDatabaseAuth("iam-auth", args, namer=ctx.namer, resource_id=args.target.resource_id, opts=ctx.opts)
+    else:
+        aurora: AuroraServerlessPostgres = ctx.built["aurora-serverless"]
+        auth = IamDatabaseAuth(
+            "iam-auth", args, namer=ctx.namer, resource_id=aurora.cluster_resource_id,
+            endpoint=aurora.endpoint, port=aurora.port, opts=ctx.opts,
+        )
+    ctx.built["iam-auth"] = auth
+    return auth.outputs()
 
 
 def _build_encrypt_existing(ctx: _Build, args: EncryptExistingArgs) -> dict[str, Any]:
-    raise NotImplementedError("encrypt-existing wiring")
+    assert ctx.network is not None
+    restore = EncryptedRestore(
+        "encrypt-existing",
+        args,
+        namer=ctx.namer,
+        ephemeral=ctx.config.ephemeral,
+        vpc_id=ctx.network.vpc_id,
+        subnet_ids=ctx.network.private_subnet_ids,
+        client_security_group_ids=_client_sgs(ctx, ()),
+        opts=ctx.opts,
+    )
+    ctx.built["encrypt-existing"] = restore
+    ctx.demo_source = restore.source
+    return restore.outputs()
 
 
 def _build_dms(ctx: _Build, args: DmsMigrationArgs) -> dict[str, Any]:
-    raise NotImplementedError("dms-migration wiring")
+    assert ctx.network is not None
+    source_group: pulumi.Input[str] | None
+    if args.source is not None:
+        # A source named in config wins, even when encrypt-existing made a demo source.
+        source = args.source.to_source()
+        source_group, source_port = args.source.security_group_id, args.source.port
+    else:
+        demo = ctx.demo_source or DemoMySqlSource(
+            "dms-source",
+            DemoSourceArgs(),
+            namer=ctx.namer,
+            ephemeral=ctx.config.ephemeral,
+            vpc_id=ctx.network.vpc_id,
+            subnet_ids=ctx.network.private_subnet_ids,
+            client_security_group_ids=_client_sgs(ctx, ()),
+            opts=ctx.opts,
+        )
+        source = DmsSource(
+            engine_name="mysql", server_name=demo.address, port=demo.port, database_name=demo.db_name,
+            username=demo.username, password=demo.password,
+        )
+        source_group, source_port = demo.security_group_id, demo.port
+    dms = DmsMigration(
+        "dms",
+        args,
+        namer=ctx.namer,
+        ephemeral=ctx.config.ephemeral,
+        vpc_id=ctx.network.vpc_id,
+        subnet_ids=ctx.network.private_subnet_ids,
+        client_security_group_ids=_client_sgs(ctx, ()),
+        source=source,
+        # A replication instance in a private subnet fetches endpoint secrets through the
+        # Secrets Manager interface endpoint, which admits the app tier.
+        member_security_group_ids=[ctx.network.app_security_group_id],
+        opts=ctx.opts,
+    )
+    if source_group is not None:
+        # A standalone rule, like the demo source's own: inline and standalone rules on one
+        # group would fight each other.
+        aws.vpc.SecurityGroupIngressRule(
+            "dms-to-source",
+            security_group_id=source_group,
+            referenced_security_group_id=dms.security_group_id,
+            ip_protocol="tcp", from_port=source_port, to_port=source_port,
+            description="Source database port from the DMS replication instance",
+            opts=pulumi.ResourceOptions(parent=dms),
+        )
+    ctx.built["dms-migration"] = dms
+    return dms.outputs()
 
 
 def _build_dynamodb(ctx: _Build, args: DynamoDbAutoscalingArgs) -> dict[str, Any]:
-    raise NotImplementedError("dynamodb-autoscaling wiring")
+    table = DynamoDbAutoscaling(
+        "dynamodb",
+        args,
+        namer=ctx.namer,
+        ephemeral=ctx.config.ephemeral,
+        opts=ctx.opts,
+    )
+    ctx.built["dynamodb-autoscaling"] = table
+    return table.outputs()
+
+
+def _build_rds_proxy(ctx: _Build, args: RdsProxyArgs) -> dict[str, Any]:
+    assert ctx.network is not None
+    proxy = MySqlProxy(
+        "rds-proxy",
+        args,
+        namer=ctx.namer,
+        ephemeral=ctx.config.ephemeral,
+        vpc_id=ctx.network.vpc_id,
+        subnet_ids=ctx.network.private_subnet_ids,
+        opts=ctx.opts,
+    )
+    ctx.built["rds-proxy"] = proxy
+    return proxy.outputs()
+
+
+def _build_secret_rotation(ctx: _Build, args: SecretRotationArgs) -> dict[str, Any]:
+    assert ctx.network is not None
+    rotated = RotatedSecret(
+        "secret-rotation",
+        args,
+        namer=ctx.namer,
+        ephemeral=ctx.config.ephemeral,
+        vpc_id=ctx.network.vpc_id,
+        subnet_ids=ctx.network.private_subnet_ids,
+        app_security_group_id=ctx.network.app_security_group_id,
+        endpoint_dependencies=[ctx.network],
+        opts=ctx.opts,
+    )
+    ctx.built["secret-rotation"] = rotated
+    return rotated.outputs()
 
 
 BUILDERS: dict[str, Callable[[_Build, Any], dict[str, Any]]] = {
@@ -310,4 +501,6 @@ BUILDERS: dict[str, Callable[[_Build, Any], dict[str, Any]]] = {
     "encrypt-existing": _build_encrypt_existing,
     "dms-migration": _build_dms,
     "dynamodb-autoscaling": _build_dynamodb,
+    "rds-proxy": _build_rds_proxy,
+    "secret-rotation": _build_secret_rotation,
 }
