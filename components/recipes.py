@@ -298,13 +298,18 @@ def read_shared_config() -> StackConfig:
     return parse_shared_config(raw, stack=pulumi.get_stack(), region=pulumi.Config("aws").get("region"))
 
 
+SHARED_INTERFACE_ENDPOINTS = ("secretsmanager",)
+
+
 def build_shared(config: StackConfig, provider_settings: ProviderSettings | None = None) -> dict[str, Any]:
     """The account-wide pieces branch stacks read through StackReference: the network, DMS service roles."""
     from components.dms_migration import DmsServiceRoles
 
     opts = pulumi.ResourceOptions(providers={"aws": make_provider(config, provider_settings)})
     namer = naming.Namer.for_stack(config.stack)
-    network = Network("network", config.network, namer=namer, interface_endpoints=_interface_endpoints(config),
+    # Any branch stack on this network may run the rotation function or DMS, which read
+    # Secrets Manager; a stack that reads a shared network cannot add endpoints to it.
+    network = Network("network", config.network, namer=namer, interface_endpoints=SHARED_INTERFACE_ENDPOINTS,
                       opts=opts)
     roles = DmsServiceRoles("dms-service-roles", opts=opts)
     return {"network": network.outputs(), "dms_service_roles": roles.outputs()}
@@ -320,6 +325,8 @@ def _interface_endpoints(config: StackConfig) -> tuple[str, ...]:
     # endpoint. The rotation function and the private DMS replication instance both read
     # Secrets Manager. The rds-proxy client needs none (IAM token signing is local), and
     # managed rotation runs no function at all.
+    if config.network.shared_stack is not None:
+        return ()  # the shared stack has them (SHARED_INTERFACE_ENDPOINTS)
     rotation = "secret-rotation" in config.recipes and not config.args("secret-rotation").managed
     if rotation or "dms-migration" in config.recipes:
         return ("secretsmanager",)

@@ -883,6 +883,20 @@ def test_shared_program_builds_network_and_dms_service_roles(tmp_path: Path) -> 
     assert "aws:ec2/vpc:Vpc" in types and "db-recipes:dms:ServiceRoles" in types
     roles = {inputs.get("name") for typ, _, inputs in recorded if typ == "aws:iam/role:Role"}
     assert roles == {"dms-vpc-role", "dms-cloudwatch-logs-role"}
+    # Branch stacks on the shared network may rotate secrets or run DMS: Secrets Manager is reachable.
+    endpoints = [inputs for typ, _, inputs in recorded if typ == "aws:ec2/vpcEndpoint:VpcEndpoint"]
+    assert [e["serviceName"] for e in endpoints] == ["com.amazonaws.us-east-1.secretsmanager"]
+
+
+def test_rotation_and_dms_on_the_shared_network_add_no_endpoints(tmp_path: Path) -> None:
+    service, _ = make_service(tmp_path, "shared_network = true\n")
+    prep = prepared(service, recipes="secret-rotation,dms-migration")
+    shared = {"network": {"vpc_id": "vpc-shared", "private_subnet_ids": ["subnet-a", "subnet-b"],
+                          "app_security_group_id": "sg-app"}}
+    recorded = run_program(service.branch_program(), envs.config_values(prep.config), prep.stack, outputs=shared)
+    types = [typ for typ, _, _ in recorded]
+    assert "aws:lambda/function:Function" in types and "aws:dms/replicationInstance:ReplicationInstance" in types
+    assert "aws:ec2/vpcEndpoint:VpcEndpoint" not in types
 
 
 def test_branch_stack_reads_the_network_from_the_shared_stack(tmp_path: Path) -> None:
