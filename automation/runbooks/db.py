@@ -14,7 +14,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,10 @@ class Connection:
     user: str
     database: str | None
     region: str
-    ca_bundle: Path
+    ca_bundle: Path | None = None
+
+    def with_ca_bundle(self, ca_bundle: Path) -> Connection:
+        return replace(self, ca_bundle=ca_bundle)
 
     @property
     def password_variable(self) -> str:
@@ -82,7 +85,8 @@ class Connection:
         return {**os.environ, self.password_variable: token}
 
 
-def connection(outputs: Mapping[str, Any], recipe: str, *, user: str, region: str, ca_bundle: Path) -> Connection:
+def connection(outputs: Mapping[str, Any], recipe: str, *, user: str, region: str,
+               ca_bundle: Path | None = None) -> Connection:
     """The connection to ``recipe``'s database from the stack outputs (``{recipe: {...}}``)."""
     name = ALIASES.get(recipe, recipe)
     endpoint = ENDPOINTS.get(name)
@@ -226,3 +230,15 @@ def run_query(client: Any, *, cluster_arn: str, secret_arn: str, database: str, 
     if rows and not columns:
         columns = [f"column{i + 1}" for i in range(len(rows[0]))]
     return QueryResult(columns, rows, int(response.get("numberOfRecordsUpdated") or 0))
+
+
+def render_table(result: QueryResult) -> str:
+    if not result.columns:
+        return f"{result.updated} records updated"
+    cells = [[("NULL" if v is None else str(v)) for v in row] for row in result.rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(result.columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.append(f"({len(cells)} row{'s' if len(cells) != 1 else ''})")
+    return "\n".join(lines)
