@@ -333,6 +333,13 @@ def _interface_endpoints(config: StackConfig) -> tuple[str, ...]:
     return ()
 
 
+def _placement(ctx: _Build) -> dict[str, Any]:
+    """The keyword arguments every networked recipe component takes: names, lifecycle, subnets."""
+    assert ctx.network is not None
+    return {"namer": ctx.namer, "ephemeral": ctx.config.ephemeral, "vpc_id": ctx.network.vpc_id,
+            "subnet_ids": ctx.network.private_subnet_ids}
+
+
 def _client_sgs(ctx: _Build, extra: tuple[str, ...]) -> list[Any]:
     assert ctx.network is not None
     return [ctx.network.app_security_group_id, *extra]
@@ -343,10 +350,7 @@ def _build_aurora(ctx: _Build, args: AuroraServerlessArgs) -> dict[str, Any]:
     aurora = AuroraServerlessPostgres(
         "aurora",
         args,
-        namer=ctx.namer,
-        ephemeral=ctx.config.ephemeral,
-        vpc_id=ctx.network.vpc_id,
-        subnet_ids=ctx.network.private_subnet_ids,
+        **_placement(ctx),
         client_security_group_ids=_client_sgs(ctx, args.allowed_security_group_ids),
         opts=ctx.opts,
     )
@@ -393,10 +397,7 @@ def _build_encrypt_existing(ctx: _Build, args: EncryptExistingArgs) -> dict[str,
     restore = EncryptedRestore(
         "encrypt-existing",
         args,
-        namer=ctx.namer,
-        ephemeral=ctx.config.ephemeral,
-        vpc_id=ctx.network.vpc_id,
-        subnet_ids=ctx.network.private_subnet_ids,
+        **_placement(ctx),
         client_security_group_ids=_client_sgs(ctx, ()),
         opts=ctx.opts,
     )
@@ -416,10 +417,7 @@ def _build_dms(ctx: _Build, args: DmsMigrationArgs) -> dict[str, Any]:
         demo = ctx.demo_source or DemoMySqlSource(
             "dms-source",
             DemoSourceArgs(),
-            namer=ctx.namer,
-            ephemeral=ctx.config.ephemeral,
-            vpc_id=ctx.network.vpc_id,
-            subnet_ids=ctx.network.private_subnet_ids,
+            **_placement(ctx),
             client_security_group_ids=_client_sgs(ctx, ()),
             opts=ctx.opts,
         )
@@ -431,10 +429,7 @@ def _build_dms(ctx: _Build, args: DmsMigrationArgs) -> dict[str, Any]:
     dms = DmsMigration(
         "dms",
         args,
-        namer=ctx.namer,
-        ephemeral=ctx.config.ephemeral,
-        vpc_id=ctx.network.vpc_id,
-        subnet_ids=ctx.network.private_subnet_ids,
+        **_placement(ctx),
         client_security_group_ids=_client_sgs(ctx, ()),
         source=source,
         # A replication instance in a private subnet fetches endpoint secrets through the
@@ -474,10 +469,7 @@ def _build_rds_proxy(ctx: _Build, args: RdsProxyArgs) -> dict[str, Any]:
     proxy = MySqlProxy(
         "rds-proxy",
         args,
-        namer=ctx.namer,
-        ephemeral=ctx.config.ephemeral,
-        vpc_id=ctx.network.vpc_id,
-        subnet_ids=ctx.network.private_subnet_ids,
+        **_placement(ctx),
         opts=ctx.opts,
     )
     ctx.built["rds-proxy"] = proxy
@@ -489,10 +481,7 @@ def _build_secret_rotation(ctx: _Build, args: SecretRotationArgs) -> dict[str, A
     rotated = RotatedSecret(
         "secret-rotation",
         args,
-        namer=ctx.namer,
-        ephemeral=ctx.config.ephemeral,
-        vpc_id=ctx.network.vpc_id,
-        subnet_ids=ctx.network.private_subnet_ids,
+        **_placement(ctx),
         app_security_group_id=ctx.network.app_security_group_id,
         endpoint_dependencies=[ctx.network],
         opts=ctx.opts,
