@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import Namer
+from components.parts import customer_key
 
 ENGINE = "aurora-postgresql"
 PORT = 5432
@@ -130,18 +131,9 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         cluster_id = namer.rds("aurora")
 
-        if args.kms_key_arn:
-            kms_key_arn: pulumi.Output[str] = pulumi.Output.from_input(args.kms_key_arn)
-        else:
-            key = aws.kms.Key(
-                f"{name}-key",
-                description=f"Aurora cluster {cluster_id}: storage and master secret",
-                enable_key_rotation=True,
-                deletion_window_in_days=7 if ephemeral else 30,
-                opts=child,
-            )
-            aws.kms.Alias(f"{name}-key-alias", name=namer.kms_alias("aurora"), target_key_id=key.key_id, opts=child)
-            kms_key_arn = key.arn
+        kms_key_arn = customer_key(
+            name, args.kms_key_arn, alias=namer.kms_alias("aurora"), ephemeral=ephemeral,
+            description=f"Aurora cluster {cluster_id}: storage and master secret", opts=child)
 
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from components.naming import Namer
+from components.parts import MYSQL_ENGINE, MYSQL_PORT, admin_password, customer_key, encrypted_mysql
 
 # --------------------------------------------------------------------------- table mappings
 
@@ -335,7 +335,6 @@ def _object(*parts: str | None) -> str:
 
 # --------------------------------------------------------------------------- sources and args
 
-MYSQL_PORT = 3306
 MYSQL_ENGINES = ("mysql", "mariadb", "aurora")
 POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
 SOURCE_ENGINES = (*MYSQL_ENGINES, *POSTGRES_ENGINES)
@@ -504,7 +503,7 @@ SERVICE_ROLES = {
     "dms-vpc-role": "AmazonDMSVPCManagementRole",
     "dms-cloudwatch-logs-role": "AmazonDMSCloudWatchLogsRole",
 }
-TARGET_ENGINE = "mysql"
+TARGET_ENGINE = MYSQL_ENGINE
 
 
 def _assume_role(*services: str) -> str:
@@ -607,7 +606,10 @@ class DmsMigration(pulumi.ComponentResource):
         self.table_mappings = args.table_mappings or TableMappings.include_all(source.default_schema)
         self.table_mappings_json = self.table_mappings.to_dms_json()
 
-        self.kms_key_arn = self._kms_key(args)
+        self.kms_key_arn = customer_key(
+            name, args.kms_key_arn, alias=namer.kms_alias("dms"), ephemeral=ephemeral,
+            description=f"DMS {namer.dms('rep')}: replication storage, endpoints, target and secrets",
+            opts=self._child)
         self.service_role_names = list(SERVICE_ROLES) if args.create_service_roles else []
         service_role_deps = self._service_roles() if args.create_service_roles else []
         self.security_group_id = self._dms_security_group(vpc_id, source)
@@ -682,20 +684,6 @@ class DmsMigration(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ pieces
 
-    def _kms_key(self, args: DmsMigrationArgs) -> pulumi.Output[str]:
-        if args.kms_key_arn:
-            return pulumi.Output.from_input(args.kms_key_arn)
-        key = aws.kms.Key(
-            f"{self._name}-key",
-            description=f"DMS {self._namer.dms('rep')}: replication storage, endpoints, target and secrets",
-            enable_key_rotation=True,
-            deletion_window_in_days=7 if self._ephemeral else 30,
-            opts=self._child,
-        )
-        aws.kms.Alias(f"{self._name}-key-alias", name=self._namer.kms_alias("dms"),
-                      target_key_id=key.key_id, opts=self._child)
-        return key.arn
-
     def _service_roles(self) -> list[pulumi.Resource]:
         return DmsServiceRoles(self._name, opts=self._child).attachments
 
@@ -733,40 +721,26 @@ class DmsMigration(pulumi.ComponentResource):
             )],
             opts=self._child,
         )
-        password = random.RandomPassword(
-            f"{name}-target-password",
-            # RDS MySQL master passwords are at most 41 characters; punctuation breaks DSNs.
-            length=41, special=False,
-            opts=self._child,
-        )
+        password = admin_password(f"{name}-target-password", opts=self._child)
         retention = args.backup_retention_days or (1 if ephemeral else 7)
         if not ephemeral:
             retention = max(retention, 7)
-        instance = aws.rds.Instance(
+        instance = encrypted_mysql(
             f"{name}-target",
             identifier=identifier,
-            engine=TARGET_ENGINE,
+            final_snapshot_identifier=namer.rds("dms-target", "final"),
             engine_version=args.engine_version,
             instance_class=args.instance_class,
             allocated_storage=args.allocated_storage,
-            storage_type="gp3",
             db_name=args.db_name,
             username=args.master_username,
             password=password.result,
-            storage_encrypted=True,
-            kms_key_id=self.kms_key_arn,
-            iam_database_authentication_enabled=True,
-            publicly_accessible=False,
+            kms_key_arn=self.kms_key_arn,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[group.id],
+            ephemeral=ephemeral,
+            backup_retention_days=retention,
             multi_az=False,
-            db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[group.id],
-            port=MYSQL_PORT,
-            copy_tags_to_snapshot=True,
-            backup_retention_period=retention,
-            deletion_protection=not ephemeral,
-            skip_final_snapshot=ephemeral,
-            final_snapshot_identifier=None if ephemeral else namer.rds("dms-target", "final"),
-            apply_immediately=ephemeral,
             auto_minor_version_upgrade=True,
             opts=self._child,
         )

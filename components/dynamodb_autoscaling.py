@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import Namer
+from components.parts import customer_key
 
 ATTRIBUTE_TYPES = ("S", "N", "B")
 PROJECTIONS = ("ALL", "KEYS_ONLY", "INCLUDE")
@@ -215,18 +216,8 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
 
     def _kms_key(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer,
                  ephemeral: bool) -> pulumi.Output[str]:
-        if args.kms_key_arn:
-            return pulumi.Output.from_input(args.kms_key_arn)
-        child = pulumi.ResourceOptions(parent=self)
-        key = aws.kms.Key(
-            f"{name}-key",
-            description="DynamoDB table server-side encryption",
-            enable_key_rotation=True,
-            deletion_window_in_days=7 if ephemeral else 30,
-            opts=child,
-        )
-        aws.kms.Alias(f"{name}-key-alias", name=namer.kms_alias(name), target_key_id=key.key_id, opts=child)
-        return key.arn
+        return customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
+                            description="DynamoDB table server-side encryption", opts=pulumi.ResourceOptions(parent=self))
 
     def _table(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer, ephemeral: bool) -> aws.dynamodb.Table:
         indexes = [

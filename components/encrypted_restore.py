@@ -28,6 +28,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.naming import InvalidName, Namer, check_identifier
+from components.parts import customer_key
 
 ENGINE = "mysql"
 PORT = 3306
@@ -441,18 +442,8 @@ class EncryptedRestore(pulumi.ComponentResource):
         self.register_outputs(self.outputs())
 
     def _kms_key(self, name: str, args: EncryptExistingArgs, namer: Namer, ephemeral: bool) -> pulumi.Output[str]:
-        if args.kms_key_arn:
-            return pulumi.Output.from_input(args.kms_key_arn)
-        child = pulumi.ResourceOptions(parent=self)
-        key = aws.kms.Key(
-            f"{name}-key",
-            description="Encrypted snapshot copy and restored MySQL instance",
-            enable_key_rotation=True,
-            deletion_window_in_days=7 if ephemeral else 30,
-            opts=child,
-        )
-        aws.kms.Alias(f"{name}-key-alias", name=namer.kms_alias(name), target_key_id=key.key_id, opts=child)
-        return key.arn
+        return customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
+                            description="Encrypted snapshot copy and restored MySQL instance", opts=pulumi.ResourceOptions(parent=self))
 
     def outputs(self) -> dict[str, Any]:
         restored = self.restored

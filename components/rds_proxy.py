@@ -48,10 +48,11 @@ from components.packaging import (
     build_function_archive,
     function_dir,
 )
+from components.parts import MYSQL_ENGINE, MYSQL_PORT, admin_password, customer_key, encrypted_mysql
 
-ENGINE = "mysql"
+ENGINE = MYSQL_ENGINE
 ENGINE_FAMILY = "MYSQL"
-PORT = 3306
+PORT = MYSQL_PORT
 SUPPORTED_MAJORS = ("8.0", "8.4")
 FUNCTION_NAME = "proxy_client"
 PROXY_QUOTA_PER_REGION = 20
@@ -188,7 +189,9 @@ class MySqlProxy(pulumi.ComponentResource):
         account = aws.get_caller_identity_output(opts=invoke).account_id
         instance_id = namer.rds("proxy", "mysql")
 
-        kms_key_arn = self._kms_key(args, ephemeral, instance_id)
+        kms_key_arn = customer_key(
+            name, args.kms_key_arn, alias=namer.kms_alias("proxy"), ephemeral=ephemeral,
+            description=f"RDS MySQL {instance_id}: storage and credentials secret", opts=self._child)
         db_sg, proxy_sg, lambda_sg = self._security_groups(args, vpc_id, instance_id)
         instance, password = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg)
         secret_arn = self._credentials_secret(args, ephemeral, instance, password, kms_key_arn)
@@ -255,20 +258,6 @@ class MySqlProxy(pulumi.ComponentResource):
 
     # ------------------------------------------------------------- pieces
 
-    def _kms_key(self, args: RdsProxyArgs, ephemeral: bool, instance_id: str) -> pulumi.Output[str]:
-        if args.kms_key_arn:
-            return pulumi.Output.from_input(args.kms_key_arn)
-        key = aws.kms.Key(
-            f"{self._name}-key",
-            description=f"RDS MySQL {instance_id}: storage and credentials secret",
-            enable_key_rotation=True,
-            deletion_window_in_days=7 if ephemeral else 30,
-            opts=self._child,
-        )
-        aws.kms.Alias(f"{self._name}-key-alias", name=self._namer.kms_alias("proxy"),
-                      target_key_id=key.key_id, opts=self._child)
-        return key.arn
-
     def _security_groups(
         self, args: RdsProxyArgs, vpc_id: pulumi.Input[str], instance_id: str
     ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
@@ -324,12 +313,7 @@ class MySqlProxy(pulumi.ComponentResource):
         db_sg: aws.ec2.SecurityGroup,
     ) -> tuple[aws.rds.Instance, random.RandomPassword | None]:
         managed = args.credentials == "managed"
-        password = None if managed else random.RandomPassword(
-            f"{self._name}-master-password",
-            length=41, special=False, upper=True, lower=True, numeric=True,
-            min_upper=1, min_lower=1, min_numeric=1,
-            opts=self._child,
-        )
+        password = None if managed else admin_password(f"{self._name}-master-password", opts=self._child)
         subnet_group = aws.rds.SubnetGroup(
             f"{self._name}-subnets",
             name=self._namer.rds("proxy", "subnets"),
@@ -337,32 +321,21 @@ class MySqlProxy(pulumi.ComponentResource):
             subnet_ids=subnet_ids,
             opts=self._child,
         )
-        instance = aws.rds.Instance(
+        instance = encrypted_mysql(
             f"{self._name}-mysql",
             identifier=instance_id,
-            engine=ENGINE,
+            final_snapshot_identifier=self._namer.rds("proxy", "mysql", "final"),
             engine_version=args.engine_version,
             instance_class=args.instance_class,
             allocated_storage=args.allocated_storage,
-            storage_type="gp3",
             db_name=args.database_name,
             username=args.master_username,
-            manage_master_user_password=True if managed else None,
-            master_user_secret_kms_key_id=kms_key_arn if managed else None,
             password=None if password is None else password.result,
-            port=PORT,
-            storage_encrypted=True,
-            kms_key_id=kms_key_arn,
-            iam_database_authentication_enabled=True,
-            db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[db_sg.id],
-            publicly_accessible=False,
-            copy_tags_to_snapshot=True,
-            backup_retention_period=args.backup_retention_days or (1 if ephemeral else 7),
-            deletion_protection=not ephemeral,
-            skip_final_snapshot=ephemeral,
-            final_snapshot_identifier=None if ephemeral else self._namer.rds("proxy", "mysql", "final"),
-            apply_immediately=ephemeral,
+            kms_key_arn=kms_key_arn,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[db_sg.id],
+            ephemeral=ephemeral,
+            backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
             opts=self._child,
         )
         return instance, password

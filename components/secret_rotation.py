@@ -45,6 +45,14 @@ from components.packaging import (
     build_function_archive,
     function_dir,
 )
+from components.parts import (
+    ADMIN_PASSWORD_LENGTH,
+    MYSQL_ENGINE,
+    MYSQL_PORT,
+    admin_password,
+    customer_key,
+    encrypted_mysql,
+)
 from components.rds_proxy import (
     SUPPORTED_MAJORS,
     check_identifier,
@@ -53,13 +61,13 @@ from components.rds_proxy import (
     managed_secret_arn,
 )
 
-ENGINE = "mysql"
-PORT = 3306
+ENGINE = MYSQL_ENGINE
+PORT = MYSQL_PORT
 FUNCTION_NAME = "rotation"
 DEFAULT_ROTATION_DAYS = 30
 ROTATION_DAYS_RANGE = (1, 1000)
 RDS_MANAGED_ROTATION_DAYS = 7
-INITIAL_PASSWORD_LENGTH = 41
+INITIAL_PASSWORD_LENGTH = ADMIN_PASSWORD_LENGTH
 # Unsafe in connection strings and SQL literals; the function passes them to GetRandomPassword.
 EXCLUDE_CHARACTERS = "/@\"'\\ "
 PASSWORD_LENGTH_RANGE = (16, 128)
@@ -152,16 +160,12 @@ class RotatedSecret(pulumi.ComponentResource):
         self._namer = namer
         instance_id = namer.rds("rotation", "mysql")
 
-        kms_key_arn = self._kms_key(args, ephemeral, instance_id)
+        kms_key_arn = customer_key(
+            name, args.kms_key_arn, alias=namer.kms_alias("rotation"), ephemeral=ephemeral,
+            description=f"RDS MySQL {instance_id}: storage and admin secret", opts=self._child)
         db_sg = self._db_security_group(args, vpc_id, app_security_group_id, instance_id)
-        password = None if args.managed else random.RandomPassword(
-            f"{name}-initial-password",
-            length=INITIAL_PASSWORD_LENGTH,
-            special=False,  # no punctuation: safe in URLs, shells and SQL literals
-            upper=True, lower=True, numeric=True,
-            min_upper=1, min_lower=1, min_numeric=1,
-            opts=self._child,
-        )
+        password = None if args.managed else admin_password(
+            f"{name}-initial-password", length=INITIAL_PASSWORD_LENGTH, opts=self._child)
         self.instance = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg, password)
         self._instance_id = instance_id
 
@@ -210,20 +214,6 @@ class RotatedSecret(pulumi.ComponentResource):
 
     # ------------------------------------------------------------- pieces
 
-    def _kms_key(self, args: SecretRotationArgs, ephemeral: bool, instance_id: str) -> pulumi.Output[str]:
-        if args.kms_key_arn:
-            return pulumi.Output.from_input(args.kms_key_arn)
-        key = aws.kms.Key(
-            f"{self._name}-key",
-            description=f"RDS MySQL {instance_id}: storage and admin secret",
-            enable_key_rotation=True,
-            deletion_window_in_days=7 if ephemeral else 30,
-            opts=self._child,
-        )
-        aws.kms.Alias(f"{self._name}-key-alias", name=self._namer.kms_alias("rotation"),
-                      target_key_id=key.key_id, opts=self._child)
-        return key.arn
-
     def _db_security_group(
         self,
         args: SecretRotationArgs,
@@ -265,33 +255,21 @@ class RotatedSecret(pulumi.ComponentResource):
             subnet_ids=subnet_ids,
             opts=self._child,
         )
-        managed = password is None
-        return aws.rds.Instance(
+        return encrypted_mysql(
             f"{self._name}-mysql",
             identifier=instance_id,
-            engine=ENGINE,
+            final_snapshot_identifier=self._namer.rds("rotation", "mysql", "final"),
             engine_version=args.engine_version,
             instance_class=args.instance_class,
             allocated_storage=args.allocated_storage,
-            storage_type="gp3",
             db_name=args.database_name,
             username=args.master_username,
-            manage_master_user_password=True if managed else None,
-            master_user_secret_kms_key_id=kms_key_arn if managed else None,
             password=None if password is None else password.result,
-            port=PORT,
-            storage_encrypted=True,
-            kms_key_id=kms_key_arn,
-            iam_database_authentication_enabled=True,
-            db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[db_sg.id],
-            publicly_accessible=False,
-            copy_tags_to_snapshot=True,
-            backup_retention_period=args.backup_retention_days or (1 if ephemeral else 7),
-            deletion_protection=not ephemeral,
-            skip_final_snapshot=ephemeral,
-            final_snapshot_identifier=None if ephemeral else self._namer.rds("rotation", "mysql", "final"),
-            apply_immediately=ephemeral,
+            kms_key_arn=kms_key_arn,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[db_sg.id],
+            ephemeral=ephemeral,
+            backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
             opts=self._child,
         )
 
