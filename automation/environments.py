@@ -437,6 +437,14 @@ class Environments:
         pack = self.settings.policy_pack_dir()
         return [str(pack)] if pack else None
 
+    def policy_pack_configs(self) -> list[str] | None:
+        """The pack's default config (its exemptions) beside the pack, as `dbenv policy check` loads it."""
+        from automation.policy_check import POLICY_CONFIG_FILE
+
+        pack = self.settings.policy_pack_dir()
+        config = pack / POLICY_CONFIG_FILE if pack else None
+        return [str(config)] if config is not None and config.is_file() else None
+
     # -- commands
 
     def up(self, prepared: Prepared, *, on_event: OnEvent | None = None, wait: bool = False) -> UpOutcome:
@@ -452,6 +460,7 @@ class Environments:
             tags = self._sync_tags(stack, prepared)
             owner_commit = tags.get(TAG_COMMIT, "")
             result = stack.up(on_event=recorder, color="never", policy_packs=self.policy_packs(),
+                              policy_pack_configs=self.policy_pack_configs(),
                               message=f"dbenv up {prepared.branch or prepared.stack} @ {owner_commit}")
             return result, tags
 
@@ -468,7 +477,8 @@ class Environments:
         def attempt() -> Any:
             stack = self.engine.stack(prepared.stack, program)
             self._sync_config(stack, prepared.config)
-            return stack.preview(on_event=recorder, color="never", policy_packs=packs)
+            return stack.preview(on_event=recorder, color="never", policy_packs=packs,
+                                 policy_pack_configs=self.policy_pack_configs())
 
         result = self._guarded(prepared.stack, prepared.branch, attempt, wait, recorder, "preview")
         return PreviewOutcome(prepared.stack, _changes(result.change_summary) or {},

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
-DEFAULT_POLICY_CONFIG = PACK_DIR / "config.default.json"
+# The pack's own default config (its exemptions); `dbenv up`/`preview` hand it to the engine too.
+POLICY_CONFIG_FILE = "config.default.json"
+DEFAULT_POLICY_CONFIG = PACK_DIR / POLICY_CONFIG_FILE
 DEFAULT_PROJECT = "db-recipes"
 DEFAULT_STACK = "offline"
 STARTUP_TIMEOUT_SECONDS = 60.0

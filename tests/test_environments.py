@@ -634,8 +634,22 @@ def test_preview_attaches_the_policy_pack(tmp_path: Path) -> None:
     outcome = service.preview(prepared(service))
     kwargs = next(kw for op, _, kw in fake.backend.calls if op == "preview")
     assert kwargs["policy_packs"] == [str(tmp_path / "policies")]
+    assert kwargs["policy_pack_configs"] is None  # this pack has no default config file
     assert outcome.changes == {"create": 3}
     assert fake.backend.ops("up") == []
+
+
+def test_up_and_preview_hand_the_packs_default_config_to_the_engine(tmp_path: Path) -> None:
+    pack = tmp_path / "policies"
+    pack.mkdir()
+    (pack / "PulumiPolicy.yaml").write_text("runtime: python\n", encoding="utf-8")
+    (pack / "config.default.json").write_text('{"rds-storage-encrypted": {"exemptions": []}}', encoding="utf-8")
+    service, fake = make_service(tmp_path)
+    service.preview(prepared(service))
+    service.up(prepared(service))
+    for op in ("preview", "up"):
+        kwargs = next(kw for name, _, kw in fake.backend.calls if name == op)
+        assert kwargs["policy_pack_configs"] == [str(pack / "config.default.json")]
 
 
 # ----------------------------------------------------------------- down
