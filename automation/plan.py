@@ -103,7 +103,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     for key, value in config.items():
         if isinstance(value, dict) and "secure" in value:
             raise PlanError(
-                f"config file {path}: {key} is an encrypted secret; plan runs offline and cannot decrypt it"
+                f"config file {path}: {key} is an encrypted secret, which only its own stack can decrypt: "
+                "leave it out of the file and set it on the stack with `pulumi config set --secret`"
             )
     return config
 
