@@ -13,6 +13,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from automation import cli
+from automation.commands import common
 from components import naming
 from tests.test_db_runbook import OUTPUTS, PEM
 
@@ -41,7 +42,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OutputsOnly:
     for key in ("DBENV_TARGET", "DBENV_REGION"):
         monkeypatch.delenv(key, raising=False)
     fake = OutputsOnly(OUTPUTS)
-    monkeypatch.setattr(cli, "_environments", lambda settings: fake)
+    monkeypatch.setattr(common, "environments", lambda settings: fake)
     return fake
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from automation import cli
 from automation import environments as envs
+from automation.commands import common
 from components import naming
 from tests.test_environments import NOW, FakeAutomation, StubLocal, _tags, install_scripted_cli
 
@@ -35,7 +36,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAut
         return envs.Environments(settings, engine, local=StubLocal(), identity=lambda: ("dev@example.com", "abc"),
                                  clock=lambda: NOW)
 
-    monkeypatch.setattr(cli, "_environments", environments)
+    monkeypatch.setattr(common, "environments", environments)
     yield fake
 
 

@@ -1,0 +1,1 @@
+"""`dbenv` commands, one module per group; `automation.cli` assembles them."""

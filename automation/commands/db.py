@@ -1,0 +1,123 @@
+"""`dbenv db`: IAM-auth connections and Data API queries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from automation.commands import common
+from automation.commands.common import (
+    EXIT_FAILED,
+    BranchOption,
+    JsonOption,
+    TargetOption,
+    engine_call,
+    env_settings,
+    fail,
+    local_server,
+    resolve_branch,
+)
+
+# ------------------------------------------------------------------ database commands (IAM auth, Data API)
+
+if TYPE_CHECKING:
+    from automation.workspace import Settings
+
+app = typer.Typer(name="db", help="Connect to a branch's databases with IAM auth, or query them through the Data API.",
+                     no_args_is_help=True)
+
+
+def _db_context(branch: str | None, target: str | None) -> tuple[Settings, dict, dict[str, Any]]:
+    """The branch stack's outputs and how to reach its AWS APIs (the local endpoint, or AWS)."""
+    from automation import local_aws
+    from components import naming
+
+    settings = env_settings(target=target)
+    stack = naming.stack_name(resolve_branch(branch))
+    service = common.environments(settings)
+    values = engine_call("outputs", lambda _: service.outputs(stack, show_secrets=False), display=False)
+    client_args: dict[str, Any] = {"region_name": settings.region}
+    if settings.target == "local":
+        status = local_server().status()
+        if not status.running:
+            fail("the local AWS endpoint is not running: `dbenv local start`, then `dbenv up`", EXIT_FAILED)
+        client_args.update(endpoint_url=status.endpoint, aws_access_key_id=local_aws.ACCESS_KEY,
+                           aws_secret_access_key=local_aws.SECRET_KEY)
+    return settings, values, client_args
+
+
+@app.command("connect")
+def db_connect(
+    recipe: Annotated[str, typer.Option("--recipe", help="aurora-serverless (also iam-auth), rds-proxy, "
+                                        "encrypt-existing, dms-migration or secret-rotation.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="Database user with IAM auth (rds_iam / AWSAuthenticationPlugin).")],
+    branch: BranchOption = None,
+    target: TargetOption = None,
+    ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="RDS CA bundle PEM (default: downloaded once, cached).")] = None,
+    execute: Annotated[bool, typer.Option("--exec", help="Run psql/mysql now, with a fresh token in its environment.")] = False,
+) -> None:
+    """Print (or run) the psql/mysql command for an IAM-auth, TLS-verified connection.
+
+    The printed command makes its token with the AWS CLI when it runs, so no token is printed.
+    Example: dbenv db connect --branch feature/x --recipe aurora-serverless --user app_user --exec
+    """
+    import os
+
+    import boto3
+
+    from automation.runbooks import db
+
+    settings, values, client_args = _db_context(branch, target)
+    try:
+        conn = db.connection(values, recipe, user=user, region=settings.region)
+        conn = conn.with_ca_bundle(db.ca_bundle(ca_bundle))  # after the checks: a bad --user downloads nothing
+    except db.DbError as err:
+        fail(str(err))
+    if not execute:
+        typer.echo(conn.shell_command())
+        return
+    token = db.auth_token(boto3.client("rds", **client_args), conn)
+    try:
+        os.execvpe(conn.argv()[0], conn.argv(), conn.environment(token))
+    except OSError as err:
+        fail(f"cannot run {conn.argv()[0]}: {err.strerror}", EXIT_FAILED)
+
+
+@app.command("query")
+def db_query(
+    sql: Annotated[str, typer.Argument(help="One SQL statement; name parameters :like_this.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="name=value (ints, floats, true/false, null typed).")] = None,
+    branch: BranchOption = None,
+    target: TargetOption = None,
+    database: Annotated[str | None, typer.Option("--database", help="Database (default: the cluster's).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run SQL through the RDS Data API on the branch's Aurora cluster, with the cluster's secret.
+
+    Example: dbenv db query --branch feature/x "select id, name from items where id > :min" --param min=10
+    """
+    import boto3
+    import botocore.exceptions
+
+    from automation.runbooks import db
+
+    _, values, client_args = _db_context(branch, target)
+    try:
+        cluster_arn, secret_arn, default_database = db.data_api_target(values)
+        params = db.parse_params(param or [])
+        result = db.run_query(boto3.client("rds-data", **client_args), cluster_arn=cluster_arn,
+                              secret_arn=secret_arn, database=database or default_database, sql=sql, params=params)
+    except db.DbError as err:
+        fail(str(err))
+    except botocore.exceptions.BotoCoreError as err:
+        fail(f"Data API call failed: {err}", EXIT_FAILED)
+    except botocore.exceptions.ClientError as err:
+        fail(f"Data API call failed: {err.response.get('Error', {}).get('Message', err)}", EXIT_FAILED)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2, default=str))
+        return
+    typer.echo(db.render_table(result))
+

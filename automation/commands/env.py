@@ -1,0 +1,277 @@
+"""Root commands: the offline plan and the branch environments on the Automation API."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from automation.commands import common
+from automation.commands.common import (
+    EXIT_FAILED,
+    BranchOption,
+    ConfigOption,
+    JsonOption,
+    RecipesOption,
+    ShowSecretsOption,
+    TargetOption,
+    TtlOption,
+    WaitOption,
+    confirm_deploy,
+    engine_call,
+    env_settings,
+    fail,
+    plan_config,
+    prepare,
+    print_outputs,
+    resolve_branch,
+)
+
+
+def plan(
+    branch: BranchOption = None,
+    recipes: RecipesOption = None,
+    config: ConfigOption = None,
+    durable: Annotated[
+        bool, typer.Option("--durable", help="Plan a durable stack (default: ephemeral, as for a branch).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what a branch's stack would create, offline: no Pulumi CLI, no credentials, no network.
+
+    Example: dbenv plan --branch feature/x --recipes aurora-serverless,data-api --json
+    """
+    from automation import plan as planning
+
+    merged, stack = plan_config(branch, recipes, config, durable)
+    try:
+        result = planning.build_plan(merged, stack=stack)
+    except planning.PlanError as err:
+        fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
+    else:
+        typer.echo(planning.render_tree(result))
+
+
+def up(
+    branch: BranchOption = None,
+    recipes: RecipesOption = None,
+    config: ConfigOption = None,
+    ttl: TtlOption = None,
+    target: TargetOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Deploy without asking.")] = False,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update the branch's own environment and deploy the chosen recipes.
+
+    The stack is tagged branch, created-at, expires-at (now + --ttl, renewed on every up), ephemeral,
+    owner and commit. With --target local (the default) a moto server is started if needed.
+
+    Example: dbenv up --branch feature/x --recipes aurora-serverless,dynamodb-autoscaling --ttl 24h --yes
+    """
+    from automation import environments as envs
+
+    settings = env_settings(target=target, ttl=ttl)
+    prepared = prepare(settings, resolve_branch(branch), recipes, config)
+    confirm_deploy(prepared, settings, yes)
+    service = common.environments(settings)
+    outcome = engine_call(f"up {prepared.stack}",
+                           lambda on_event: service.up(prepared, on_event=on_event, wait=wait))
+    outputs = envs.mask_outputs(outcome.outputs)
+    if as_json:
+        typer.echo(json.dumps({"stack": outcome.stack, "branch": outcome.branch, "result": outcome.result,
+                               "changes": outcome.changes, "tags": dict(outcome.tags),
+                               "outputs": outputs}, indent=2))
+        return
+    tags = outcome.tags
+    typer.echo(f"stack {outcome.stack} (branch {outcome.branch}): {outcome.result}; "
+               f"expires {tags.get(envs.TAG_EXPIRES)}")
+    print_outputs(outputs)
+
+
+def preview(
+    branch: BranchOption = None,
+    recipes: RecipesOption = None,
+    config: ConfigOption = None,
+    target: TargetOption = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask the engine what `dbenv up` would change, with the policy pack (policies/) attached.
+
+    Example: dbenv preview --branch feature/x --recipes all
+    """
+    settings = env_settings(target=target)
+    prepared = prepare(settings, resolve_branch(branch), recipes, config)
+    service = common.environments(settings)
+    outcome = engine_call(f"preview {prepared.stack}",
+                           lambda on_event: service.preview(prepared, on_event=on_event, wait=wait))
+    if as_json:
+        typer.echo(json.dumps({"stack": outcome.stack, "changes": outcome.changes,
+                               "policy_pack": outcome.policy_pack}, indent=2))
+        return
+    changes = ", ".join(f"{n} {op}" for op, n in sorted(outcome.changes.items()) if n) or "no changes"
+    pack = outcome.policy_pack or "none (no PulumiPolicy.yaml found)"
+    typer.echo(f"stack {outcome.stack}: {changes}; policy pack: {pack}")
+
+
+def down(
+    branch: BranchOption = None,
+    target: TargetOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Also destroy protected branches and untagged stacks.")] = False,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Destroy the branch's environment and remove its stack; nothing is left behind.
+
+    Refuses stacks not tagged ephemeral, and the branches main, master, prod*, production and staging,
+    unless --force. A branch without an environment is not an error.
+
+    Example: dbenv down --branch feature/x
+    """
+    settings = env_settings(target=target)
+    chosen = resolve_branch(branch)
+    service = common.environments(settings)
+    outcome = engine_call(f"down {chosen}",
+                           lambda on_event: service.down(chosen, force=force, on_event=on_event, wait=wait))
+    if as_json:
+        typer.echo(json.dumps({"stack": outcome.stack, "branch": outcome.branch, "existed": outcome.existed,
+                               "changes": outcome.changes}, indent=2))
+    elif outcome.existed:
+        typer.echo(f"stack {outcome.stack} (branch {chosen}) destroyed and removed")
+    else:
+        typer.echo(f"no environment for branch {chosen} (stack {outcome.stack}): nothing to do")
+
+
+def list_environments(target: TargetOption = None, as_json: JsonOption = False) -> None:
+    """List every environment of the project: branch, age, expiry, resources, last result, expired, locked.
+
+    Example: dbenv ls --json
+    """
+    from automation import workspace
+
+    settings = env_settings(target=target)
+    service = common.environments(settings)
+    infos = engine_call("ls", lambda _: service.list(), display=False)
+    if as_json:
+        typer.echo(json.dumps([info.to_json() for info in infos], indent=2))
+        return
+    if not infos:
+        typer.echo("no environments")
+        return
+    rows = [("STACK", "BRANCH", "AGE", "EXPIRES IN", "RESOURCES", "LAST", "STATE")]
+    for info in infos:
+        expires = workspace.format_duration(info.expires_at - info.now) if info.expires_at else "-"
+        state = ",".join(s for s, on in (("expired", info.expired), ("locked", info.locked),
+                                         ("durable", not info.ephemeral)) if on) or "ok"
+        rows.append((info.stack, info.branch or "-", workspace.format_duration(info.age) if info.age else "-",
+                     expires, str(info.resource_count if info.resource_count is not None else "-"),
+                     info.last_result or "-", state))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def outputs(
+    branch: BranchOption = None,
+    target: TargetOption = None,
+    show_secrets: ShowSecretsOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the branch environment's outputs (endpoints, ARNs, secret ARNs); secret values stay masked.
+
+    Example: dbenv outputs --branch feature/x --json
+    """
+    from components import naming
+
+    settings = env_settings(target=target)
+    stack = naming.stack_name(resolve_branch(branch))
+    service = common.environments(settings)
+    values = engine_call("outputs", lambda _: service.outputs(stack, show_secrets=show_secrets), display=False)
+    if as_json:
+        typer.echo(json.dumps(values, indent=2))
+    else:
+        typer.echo(f"stack {stack}")
+        print_outputs(values)
+
+
+def reap(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be destroyed.")] = False,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Also reap ephemeral stacks created longer ago than this (e.g. 7d).")
+    ] = None,
+    target: TargetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Destroy and remove every expired ephemeral environment, a few at a time; report each one.
+
+    Never touches a stack that is not tagged ephemeral. One failure does not stop the others;
+    the exit code is 1 if any failed.
+
+    Example: dbenv reap --dry-run --older-than 7d
+    """
+    from automation import workspace
+
+    settings = env_settings(target=target)
+    try:
+        age = workspace.parse_ttl(older_than, "--older-than") if older_than else None
+    except workspace.SettingsError as err:
+        fail(str(err))
+    service = common.environments(settings)
+
+    def report(result: Any) -> None:
+        if not as_json:
+            detail = f": {result.detail}" if result.detail else ""
+            typer.echo(f"{result.status:<13} {result.stack} ({result.branch or '-'}){detail}")
+
+    results = engine_call("reap", lambda _: service.reap(dry_run=dry_run, older_than=age, on_result=report),
+                           display=False)
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in results], indent=2))
+    elif not results:
+        typer.echo("nothing to reap")
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def cancel(
+    branch: BranchOption = None,
+    stack: Annotated[str | None, typer.Option("--stack", help="A stack name instead of a branch (e.g. shared).")] = None,
+    target: TargetOption = None,
+) -> None:
+    """Clear the lock of a stack whose update crashed. Dangerous while an update really runs.
+
+    Example: dbenv cancel --branch feature/x
+    """
+    from components import naming
+
+    settings = env_settings(target=target)
+    name = stack or naming.stack_name(resolve_branch(branch))
+    try:
+        naming.validate_stack_name(name)
+    except naming.InvalidName as err:
+        fail(str(err))
+    service = common.environments(settings)
+    engine_call("cancel", lambda _: service.cancel(name), display=False)
+    typer.echo(f"stack {name}: lock cleared")
+
+
+
+def install_pulumi(
+    version: Annotated[str | None, typer.Option("--version", help="CLI version (default: the SDK's own).")] = None,
+) -> None:
+    """Download the Pulumi CLI into ~/.pulumi/versions/<version> (needs the internet).
+
+    Example: dbenv install-pulumi
+    """
+    from automation import workspace
+
+    try:
+        command = workspace.install_pulumi(version)
+    except Exception as err:  # noqa: BLE001 - network, HTTP, shell: all end in one line
+        fail(f"could not install the Pulumi CLI: {err}", EXIT_FAILED)
+    typer.echo(f"installed pulumi {command.version} at {command.command}")
+
