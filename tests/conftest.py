@@ -12,7 +12,7 @@ import pytest
 from automation.plan import Plan, build_plan
 
 # Fixtures of the db tier (MariaDB/PostgreSQL stand-ins for RDS) and the Lambda function modules.
-pytest_plugins = ["tests.dbservers"]
+pytest_plugins = ["tests.dbservers", "tests.schema_fixtures"]
 
 
 def make_plan(recipes: Any, *, stack: str = "test", region: str = "us-east-1", ephemeral: bool = False,

@@ -1,4 +1,4 @@
-"""`dbenv db`: IAM-auth connections and Data API queries."""
+"""`dbenv db`: IAM-auth connections, Data API queries and the schema diff against a parent."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from automation.commands.common import (
 if TYPE_CHECKING:
     from automation.workspace import Settings
 
-app = typer.Typer(name="db", help="Connect to a branch's databases with IAM auth, or query them through the Data API.",
+app = typer.Typer(name="db", help="Connect to a branch's databases (IAM auth), query them (Data API), diff their schema.",
                      no_args_is_help=True)
 
 
@@ -121,3 +121,66 @@ def db_query(
         return
     typer.echo(db.render_table(result))
 
+
+
+def _stack_access(branch: str | None, target: str | None, recipe: str | None, user: str | None,
+                  ca_bundle: Path | None) -> Any:
+    """How to reach a stack's database from its outputs (Data API, IAM token or the admin secret)."""
+    import boto3
+
+    from automation.runbooks import access, db
+
+    settings, values, client_args = _db_context(branch, target)
+    label = resolve_branch(branch)
+    try:
+        return access.from_outputs(values, recipe=recipe, region=settings.region,
+                                   client=lambda service: boto3.client(service, **client_args),
+                                   user=user, ca_bundle=ca_bundle, label=label)
+    except db.DbError as err:
+        fail(str(err))
+
+
+@app.command("diff")
+def db_diff(
+    branch: BranchOption = None,
+    against: Annotated[str | None, typer.Option("--against", help="The parent environment's branch (e.g. staging).")] = None,
+    url_branch: Annotated[str | None, typer.Option("--url-branch", help="Compare this database instead of the branch's "
+                                                   "(postgresql://user:pw@host:port/db, mysql://...).")] = None,
+    url_parent: Annotated[str | None, typer.Option("--url-parent", help="Compare against this database instead of "
+                                                   "the parent's.")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", help="Whose database (default: the first the stack has: "
+                                               "aurora-serverless, rds-proxy, ...).")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Connect directly as this IAM-auth user "
+                                             "(default: the Data API, else the admin secret).")] = None,
+    target: TargetOption = None,
+    ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="RDS CA bundle PEM (default: downloaded once, cached).")] = None,
+    as_json: JsonOption = False,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when the schemas differ (for CI).")] = False,
+) -> None:
+    """Show how the branch database's schema differs from its parent's: tables, columns (type, null,
+    default), indexes, unique and foreign keys, views. PostgreSQL and MySQL/MariaDB.
+
+    Example: dbenv db diff --branch feature/x --against staging --exit-code
+    """
+    from automation.runbooks import access, db, schema_diff
+
+    if url_parent is None and against is None:
+        fail("name the parent: --against PARENT (a branch such as staging) or --url-parent URL")
+    try:
+        branch_side = access.from_url(url_branch, "--url-branch") if url_branch else None
+        parent_side = access.from_url(url_parent, "--url-parent") if url_parent else None
+    except db.DbError as err:
+        fail(str(err))
+    if branch_side is None and parent_side is None and resolve_branch(branch) == resolve_branch(against):
+        fail(f"--against: {against!r} is the branch itself; name its parent")
+    branch_side = branch_side or _stack_access(branch, target, recipe, user, ca_bundle)
+    parent_side = parent_side or _stack_access(against, target, recipe, user, ca_bundle)
+    try:
+        result = schema_diff.diff(branch_side, parent_side)
+    except schema_diff.SchemaDiffError as err:
+        fail(str(err))
+    except schema_diff.Unreachable as err:
+        fail(str(err), EXIT_FAILED)
+    typer.echo(json.dumps(result.to_json(), indent=2) if as_json else result.summary())
+    if exit_code and result.differs:
+        raise typer.Exit(EXIT_FAILED)

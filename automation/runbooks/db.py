@@ -34,15 +34,16 @@ class Endpoint:
     host_key: str
     port_key: str
     database_key: str | None = None
+    secret_key: str | None = None  # the output holding the admin secret's ARN (username, password)
 
 
 # The recipes whose databases take IAM auth tokens; iam-auth grants on the Aurora cluster.
 ENDPOINTS: dict[str, Endpoint] = {
-    "aurora-serverless": Endpoint("postgres", "endpoint", "port", "database_name"),
-    "rds-proxy": Endpoint("mysql", "proxy_endpoint", "port", "database_name"),
+    "aurora-serverless": Endpoint("postgres", "endpoint", "port", "database_name", "master_user_secret_arn"),
+    "rds-proxy": Endpoint("mysql", "proxy_endpoint", "port", "database_name", "secret_arn"),
     "encrypt-existing": Endpoint("mysql", "address", "port"),
     "dms-migration": Endpoint("mysql", "target_address", "target_port"),
-    "secret-rotation": Endpoint("mysql", "address", "port", "database_name"),
+    "secret-rotation": Endpoint("mysql", "address", "port", "database_name", "secret_arn"),
 }
 ALIASES = {"iam-auth": "aurora-serverless", "data-api": "aurora-serverless"}
 

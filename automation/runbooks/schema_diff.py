@@ -175,7 +175,9 @@ def _from_alembic(entries: Iterable[Any], dialect: Any) -> list[Change]:
             changes.append(Change("column", change, entry[2], column.name, _column_detail(column, dialect)))
         elif op in ("add_index", "remove_index"):
             index = entry[1]
-            changes.append(Change("index", change, index.table.name, index.name or "(unnamed)", _index_detail(index)))
+            # MySQL keeps a unique constraint as a unique index: the catalog cannot tell them apart.
+            kind = "unique" if index.unique and dialect.name in ("mysql", "mariadb") else "index"
+            changes.append(Change(kind, change, index.table.name, index.name or "(unnamed)", _index_detail(index)))
         elif op in ("add_constraint", "remove_constraint"):
             constraint = entry[1]
             changes.append(Change("unique", change, constraint.table.name, constraint.name or "(unnamed)",
@@ -248,3 +250,51 @@ def compare(branch_connection: Any, parent_connection: Any, *, branch_label: str
     changes += _view_changes(inspect(branch_connection), inspect(parent_connection))
     changes.sort(key=lambda c: (c.table or c.name, _ORDER[c.kind] if c.kind != "table" else -1, c.name, c.change))
     return SchemaDiff(branch_label, parent_label, branch_dialect.name, tuple(changes))
+
+
+class Unreachable(Exception):
+    """A database could not be reached or read; the message names which and why."""
+
+
+def diff(branch: Any, parent: Any) -> SchemaDiff:
+    """Connect to both (``access.Access`` or ``access.DataApiAccess``), compare, disconnect."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    if branch.engine != parent.engine:
+        raise SchemaDiffError(f"the branch database is {branch.engine} and the parent's is {parent.engine}: "
+                              "a schema can only be compared with its own kind")
+    engines = []
+    try:
+        connections = []
+        for side, access in (("branch", branch), ("parent", parent)):
+            engine = access.sqlalchemy_engine()
+            engines.append(engine)
+            try:
+                connections.append(engine.connect())
+            except (SQLAlchemyError, OSError) as err:
+                raise Unreachable(f"cannot connect to the {side} database {access.label}: {_reason(err)}") from None
+        try:
+            return compare(*connections, branch_label=branch.label, parent_label=parent.label)
+        except DBAPIError as err:
+            raise Unreachable(f"reading the schemas failed: {_reason(err)}") from None
+        finally:
+            for connection in connections:
+                connection.close()
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def _reason(err: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's statement dump (pg8000: a dict; pymysql: code, text)."""
+    origin = getattr(err, "orig", None) or err
+    args = getattr(origin, "args", ())
+    first = args[0] if args else None
+    if isinstance(first, dict):
+        text = str(first.get("M", first))
+    elif len(args) >= 2 and isinstance(first, int):
+        text = str(args[1])
+    else:
+        text = str(origin)
+    text = text.strip()
+    return text.splitlines()[0] if text else type(origin).__name__
