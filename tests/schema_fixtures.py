@@ -55,6 +55,19 @@ def query(engine: str, database: str, sql: str) -> list[tuple]:
         root.close()
 
 
+def _admin(engine: str, statement: str) -> None:
+    """One statement as the server's administrator, outside any database."""
+    if engine == "postgres":
+        admin = postgres_superuser()
+        admin.run(statement)
+        admin.close()
+        return
+    root = mariadb_root()
+    with root.cursor() as cursor:
+        cursor.execute(statement.replace('"', "`"))
+    root.close()
+
+
 @pytest.fixture
 def databases() -> Iterator[Callable[[str], str]]:
     """``make(engine)`` -> the name of a new, empty database on that engine; all dropped at the end."""
@@ -62,26 +75,10 @@ def databases() -> Iterator[Callable[[str], str]]:
 
     def make(engine: str) -> str:
         name = f"dbenv_t_{secrets.token_hex(5)}"
-        if engine == "postgres":
-            admin = postgres_superuser()
-            admin.run(f"CREATE DATABASE {name}")
-            admin.close()
-        else:
-            root = mariadb_root()
-            with root.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE `{name}`")
-            root.close()
+        _admin(engine, f'CREATE DATABASE "{name}"')
         made.append((engine, name))
         return name
 
     yield make
     for engine, name in made:
-        if engine == "postgres":
-            admin = postgres_superuser()
-            admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            admin.close()
-        else:
-            root = mariadb_root()
-            with root.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            root.close()
+        _admin(engine, f'DROP DATABASE IF EXISTS "{name}"' + (" WITH (FORCE)" if engine == "postgres" else ""))
