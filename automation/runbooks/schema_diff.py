@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+LEDGER = "dbenv_hooks"  # where the hooks record the SQL files they ran; never part of a diff
 KINDS = ("table", "column", "index", "unique", "foreign_key", "view")
 _SIGN = {"added": "+", "removed": "-", "changed": "~"}
 
@@ -243,9 +244,11 @@ def compare(branch_connection: Any, parent_connection: Any, *, branch_label: str
         raise SchemaDiffError(f"the branch database is {branch_dialect.name} and the parent's is "
                               f"{parent_dialect.name}: a schema can only be compared with its own kind")
     branch_metadata = MetaData()
-    branch_metadata.reflect(bind=branch_connection, views=False)
+    # dbenv's own record of applied hook files is no part of the application's schema.
+    branch_metadata.reflect(bind=branch_connection, views=False, only=lambda name, _: name != LEDGER)
     context = MigrationContext.configure(parent_connection, opts={
-        "compare_type": True, "compare_server_default": _compare_default})
+        "compare_type": True, "compare_server_default": _compare_default,
+        "include_name": lambda name, type_, _: not (type_ == "table" and name == LEDGER)})
     changes = _from_alembic(compare_metadata(context, branch_metadata), branch_dialect)
     changes += _view_changes(inspect(branch_connection), inspect(parent_connection))
     changes.sort(key=lambda c: (c.table or c.name, _ORDER[c.kind] if c.kind != "table" else -1, c.name, c.change))
