@@ -447,7 +447,8 @@ class Environments:
 
     # -- commands
 
-    def up(self, prepared: Prepared, *, on_event: OnEvent | None = None, wait: bool = False) -> UpOutcome:
+    def up(self, prepared: Prepared, *, on_event: OnEvent | None = None, wait: bool = False,
+           hooks: Any = None, on_line: Callable[[str], None] | None = None) -> UpOutcome:
         self.engine.command()  # a missing CLI is reported before anything starts
         if prepared.shared_network:
             self.ensure_shared(on_event=on_event)
@@ -466,6 +467,8 @@ class Environments:
 
         result, tags = self._guarded(prepared.stack, prepared.branch, attempt, wait, recorder, "update")
         changes = _changes(result.summary.resource_changes)
+        if hooks:
+            self.run_data_hooks(prepared, result.outputs, hooks, on_line=on_line or (lambda _: None))
         return UpOutcome(prepared.stack, prepared.branch, result.outputs, result.summary.result, changes, tags)
 
     def preview(self, prepared: Prepared, *, on_event: OnEvent | None = None, wait: bool = False) -> PreviewOutcome:
@@ -597,6 +600,28 @@ class Environments:
         return ReapResult(env.stack, env.branch, "destroyed" if outcome.existed else "gone",
                           _changes_note(outcome.changes))
 
+    # -- data hooks (post_clone, seed, migrate) on the branch database
+
+    def run_data_hooks(self, prepared: Prepared, outputs: Mapping[str, Any], hooks: Any, *,
+                       on_line: Callable[[str], None], cloned: bool = False) -> None:
+        """After the engine's up: OperationFailed (exit 1) on a failure; the environment stays."""
+        from automation.runbooks import access, db
+        from automation.runbooks import hooks as data_hooks
+
+        if self.settings.target == "local":
+            on_line("post_clone/seed/migrate skipped: the local target's databases are API records "
+                    "with no database server behind them")
+            return
+        try:
+            import boto3
+
+            target = access.from_outputs(mask_outputs(outputs), recipe=None, region=prepared.region,
+                                         client=lambda service: boto3.client(service, region_name=prepared.region),
+                                         data_api=False, label=prepared.stack)
+            data_hooks.run(hooks, target, cloned=cloned, on_line=on_line, cwd=self.settings.project_dir)
+        except (db.DbError, data_hooks.HookFailed) as err:
+            raise OperationFailed(f"{prepared.stack}: deployed, then {err}", stack=prepared.stack) from None
+
     # -- the shared stack
 
     def shared_exists(self) -> bool:
@@ -691,6 +716,25 @@ class Environments:
             return stack.info(show_secrets=False)
         except self.engine.auto.CommandError:
             return None
+
+
+def prepare_hooks(settings: Settings, prepared: Prepared) -> Any:
+    """post_clone, seed and migrate from the settings, every SQL file read and checked (BadInput)."""
+    from automation.runbooks import db
+    from automation.runbooks import hooks as data_hooks
+
+    names = [db.ALIASES.get(recipe, recipe) for recipe in prepared.recipes]
+    engine = next((db.ENDPOINTS[name].engine for name in db.ENDPOINTS if name in names), "postgres")
+
+    def paths(key: str) -> list[Path]:
+        return [path if path.is_absolute() else settings.project_dir / path
+                for path in (Path(item) for item in settings.values.get(key) or ())]
+
+    try:
+        return data_hooks.load(post_clone=paths("post_clone"), seed=paths("seed"),
+                               migrate=settings.values.get("migrate"), engine=engine)
+    except data_hooks.HookInputError as err:
+        raise BadInput(str(err)) from None
 
 
 def _settings_path(settings: Settings, key: str) -> Path | None:

@@ -100,6 +100,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("policy_pack", "policies", "DBENV_POLICY_PACK", "policy pack directory attached to up and preview"),
     Setting("parallel", 4, "DBENV_PARALLEL", "how many stacks `dbenv reap` destroys at once"),
     Setting("config", None, "DBENV_CONFIG", "default --config file (Pulumi stack config YAML)"),
+    Setting("post_clone", None, "DBENV_POST_CLONE", "SQL files run once on a fresh clone, e.g. masking "
+            "(a list; comma-separated in the variable)"),
+    Setting("migrate", None, "DBENV_MIGRATE", "shell command run after every up with the branch database's "
+            "connection in its environment (e.g. alembic upgrade head)"),
+    Setting("seed", None, "DBENV_SEED", "SQL files run once on a branch database created without a parent"),
 )
 SETTING_KEYS = tuple(s.key for s in SETTINGS)
 
@@ -270,6 +275,8 @@ def _validate(values: dict[str, Any], sources: Mapping[str, str]) -> None:
         raise SettingsError(f"{where('parallel')}: must be 1..32, got {values['parallel']}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(values["org"])):
         raise SettingsError(f"{where('org')}: {values['org']!r} is not an organization name")
+    for key in ("post_clone", "seed"):
+        values[key] = _as_paths(values[key], where(key))
     backend = values.get("backend")
     if backend and not re.match(r"^(file|s3|gs|azblob|https?)://", str(backend)):
         raise SettingsError(f"{where('backend')}: {backend!r} is not a backend URL (file://, s3://, gs://, "
@@ -278,6 +285,16 @@ def _validate(values: dict[str, Any], sources: Mapping[str, str]) -> None:
     if provider and not re.match(r"^(passphrase|default|(awskms|azurekeyvault|gcpkms|hashivault)://)", str(provider)):
         raise SettingsError(f"{where('secrets_provider')}: {provider!r} is not a secrets provider "
                             "(passphrase, awskms://..., azurekeyvault://..., gcpkms://..., hashivault://...)")
+
+
+def _as_paths(value: Any, key: str) -> tuple[str, ...]:
+    """A list of file paths: a TOML list, a flag given several times, or one comma-separated string."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+        raise SettingsError(f"{key}: expected a list of SQL file paths, got {value!r}")
+    return tuple(item.strip() for item in items if item.strip())
 
 
 def _as_bool(value: Any, key: str) -> bool | None:

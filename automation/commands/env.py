@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -64,6 +65,12 @@ def up(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Deploy without asking.")] = False,
     wait: WaitOption = False,
     as_json: JsonOption = False,
+    post_clone: Annotated[list[Path] | None, typer.Option("--post-clone", help="SQL file run once on a fresh "
+                                                          "clone, e.g. masking (repeatable).")] = None,
+    migrate: Annotated[str | None, typer.Option("--migrate", help="Shell command run after the deploy with the "
+                                                "database's connection in its environment.")] = None,
+    seed: Annotated[list[Path] | None, typer.Option("--seed", help="SQL file run once on a database created "
+                                                    "without a parent (repeatable).")] = None,
 ) -> None:
     """Create or update the branch's own environment and deploy the chosen recipes.
 
@@ -74,12 +81,16 @@ def up(
     """
     from automation import environments as envs
 
-    settings = env_settings(target=target, ttl=ttl)
+    settings = env_settings(target=target, ttl=ttl, migrate=migrate,
+                            post_clone=[str(p.resolve()) for p in post_clone] if post_clone else None,
+                            seed=[str(p.resolve()) for p in seed] if seed else None)
     prepared = prepare(settings, resolve_branch(branch), recipes, config)
+    hooks = engine_call("hooks", lambda _: envs.prepare_hooks(settings, prepared), display=False)
     confirm_deploy(prepared, settings, yes)
     service = common.environments(settings)
     outcome = engine_call(f"up {prepared.stack}",
-                           lambda on_event: service.up(prepared, on_event=on_event, wait=wait))
+                           lambda on_event: service.up(prepared, on_event=on_event, wait=wait, hooks=hooks,
+                                                       on_line=lambda line: typer.echo(line, err=True)))
     outputs = envs.mask_outputs(outcome.outputs)
     if as_json:
         typer.echo(json.dumps({"stack": outcome.stack, "branch": outcome.branch, "result": outcome.result,
