@@ -200,3 +200,23 @@ def test_the_loopback_endpoint_speaks_execute_statement(databases: Callable[[str
         cursor = data_api_sql.connect(client, CLUSTER, SECRET, database).cursor()
         cursor.execute("SELECT name FROM t WHERE name = :name", {"name": "a;b"})
         assert cursor.fetchall() == [("a;b",)] and cursor.description[0][0] == "name"
+
+
+def test_stack_outputs_choose_the_data_api_else_the_admin_secret() -> None:
+    clients: list[str] = []
+
+    def client(service: str) -> str:
+        clients.append(service)
+        return service
+
+    outputs = {"aurora-serverless": {"endpoint": "c.cluster-x.us-east-1.rds.amazonaws.com", "port": 5432,
+                                     "database_name": "app", "cluster_arn": CLUSTER, "master_user_secret_arn": SECRET,
+                                     "data_api_enabled": True}}
+    chosen = access.from_outputs(outputs, recipe=None, region="us-east-1", client=client, label="feature/x")
+    assert isinstance(chosen, access.DataApiAccess) and chosen.database == "app" and clients == ["rds-data"]
+    assert chosen.label == "feature/x (Data API)"
+    no_secret = {"encrypt-existing": {"address": "e.x.us-east-1.rds.amazonaws.com", "port": 3306}}
+    with pytest.raises(access.DbError, match="pass --user"):
+        access.from_outputs(no_secret, recipe=None, region="us-east-1", client=client)
+    with pytest.raises(access.DbError, match="no database outputs"):
+        access.from_outputs({"dynamodb-autoscaling": {}}, recipe=None, region="us-east-1", client=client)
