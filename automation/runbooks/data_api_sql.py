@@ -10,8 +10,11 @@ which is this small module. Every statement runs on its own (no ``transactionId`
 commits by itself: commit and rollback have nothing to do, and the driver is meant for reads.
 
 Wire format: https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_ExecuteStatement.html
-(records of ``Field`` unions, ``columnMetadata`` with ``includeResultMetadata``, ``SqlParameter``
-with ``typeHint``; array parameters are not supported, per the ``SqlParameter`` reference).
+(records of ``Field`` unions, ``columnMetadata`` with ``includeResultMetadata``) and
+https://docs.aws.amazon.com/rdsdataservice/latest/APIReference/API_SqlParameter.html (``typeHint``
+DATE, DECIMAL, JSON, TIME, TIMESTAMP, UUID for values sent as strings). Array parameters are in the
+model but refused by the service (github.com/aws/aws-sdk issue 9): SQLAlchemy's reflection expands
+its lists into scalar parameters, so none are sent.
 """
 
 from __future__ import annotations
