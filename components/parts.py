@@ -486,3 +486,21 @@ def encrypted_mysql(
             depends_on=waits_for, ignore_changes=list(RESTORE_IGNORE_CHANGES) if restored else None)),
         **extra,
     )
+
+
+def propagation_wait(name: str, *, after: Sequence[pulumi.Resource], triggers: Mapping[str, pulumi.Input[str]],
+                     seconds: int, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """A pause after new IAM roles/policies, before a service that assumes them is asked to.
+
+    IAM is eventually consistent, and ``depends_on`` only orders API calls: DMS refuses a subnet
+    group or endpoint whose role it cannot assume yet ("dms-vpc-role is not configured properly",
+    hashicorp/terraform-provider-aws#11025 and #32824). A ``time.Sleep`` resource waits on the engine
+    at creation (and again when ``triggers`` change), as terraform-aws-modules/dms does with
+    ``time_sleep.wait_for_dependency_resources``. Returns what dependants should depend on.
+    """
+    if seconds <= 0:
+        return list(after)
+    import pulumiverse_time as time
+
+    return [time.Sleep(f"{name}-iam-propagation", create_duration=f"{seconds}s", triggers=triggers,
+                       opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))))]
