@@ -66,7 +66,7 @@ RECIPES: dict[str, Recipe] = {
 RECIPE_NAMES: tuple[str, ...] = tuple(RECIPES)
 
 # Keys of the ``db-recipes`` namespace that are not recipe objects.
-GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network", "log_retention_days")
+GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network", "log-retention-days")
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
             naming.validate_branch(str(branch))
         except naming.InvalidName as err:
             raise ConfigError(f"{NAMESPACE}:branch: {err}") from None
-    retention = from_mapping(_Retention, {"value": values.get("log_retention_days")},
-                             f"{NAMESPACE}:log_retention_days").value
+    retention = from_mapping(_Retention, {"value": values.get("log-retention-days")},
+                             f"{NAMESPACE}:log-retention-days").value
     return StackConfig(
         stack=naming.validate_stack_name(stack),
         region=region or DEFAULT_REGION,
