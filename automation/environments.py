@@ -452,6 +452,7 @@ class Environments:
         self.engine.command()  # a missing CLI is reported before anything starts
         if prepared.shared_network:
             self.ensure_shared(on_event=on_event)
+        self._preflight(prepared)
         program = self.shared_program() if prepared.stack == SHARED_STACK else self.branch_program()
         recorder = _Recorder(on_event)
 
@@ -473,6 +474,7 @@ class Environments:
 
     def preview(self, prepared: Prepared, *, on_event: OnEvent | None = None, wait: bool = False) -> PreviewOutcome:
         self.engine.command()
+        self._preflight(prepared)
         program = self.shared_program() if prepared.stack == SHARED_STACK else self.branch_program()
         recorder = _Recorder(on_event)
         packs = self.policy_packs()
@@ -645,6 +647,14 @@ class Environments:
         return self._destroy(SHARED_STACK, None, force=True, on_event=on_event, wait=wait, require_ephemeral=False)
 
     # -- helpers
+
+    def _preflight(self, prepared: Prepared) -> None:
+        from automation import preflight
+
+        try:
+            preflight.check(prepared.config, prepared.recipes, prepared.region, self.provider_settings())
+        except preflight.PreflightError as err:
+            raise BadInput(str(err)) from None
 
     def _sync_config(self, stack: Any, config: Mapping[str, Any]) -> None:
         """Make the stack's config exactly ``config``: set every key, drop our stale ones."""

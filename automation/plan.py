@@ -379,6 +379,14 @@ def _existing_instance(p: Placeholders, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _existing_key(p: Placeholders, args: dict[str, Any]) -> dict[str, Any]:
+    """kms.getKey resolves any key reference (id, alias name, alias ARN) to the key's ARN."""
+    key_id = _uuid("kms-key", str(args.get("keyId", "")))
+    arn = p.arn("kms", f"key/{key_id}")
+    return {"id": key_id, "keyId": key_id, "arn": arn, "enabled": True, "keyState": "Enabled",
+            "keyUsage": "ENCRYPT_DECRYPT", "keySpec": "SYMMETRIC_DEFAULT", "keyManager": "CUSTOMER"}
+
+
 _CALL_PLACEHOLDERS: dict[str, Callable[[Placeholders, dict[str, Any]], dict[str, Any]]] = {
     "aws:index/getCallerIdentity:getCallerIdentity": lambda p, a: {
         "accountId": p.account, "arn": f"arn:aws:iam::{p.account}:user/plan", "userId": "AIDAPLAN", "id": p.account},
@@ -389,6 +397,7 @@ _CALL_PLACEHOLDERS: dict[str, Callable[[Placeholders, dict[str, Any]], dict[str,
         "partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"},
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:rds/getInstance:getInstance": _existing_instance,
+    "aws:kms/getKey:getKey": _existing_key,
 }
 
 

@@ -7,14 +7,30 @@ and whose capacity is set by ``serverlessv2_scaling_configuration``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.naming import Namer
-from components.parts import customer_key
+from components.parts import (
+    EPHEMERAL_LOG_DAYS,
+    RESTORE_IGNORE_CHANGES,
+    ObservabilityArgs,
+    RestoreArgs,
+    check_kms_key_ref,
+    check_lifecycle,
+    check_parameters,
+    cluster_restore,
+    customer_key,
+    insights,
+    log_groups,
+    monitoring_role,
+    parameter_group,
+    rds_log_group_names,
+    windows,
+)
 
 ENGINE = "aurora-postgresql"
 PORT = 5432
@@ -26,6 +42,12 @@ ACU_STEP = 0.5
 MAX_ACU = 256.0
 PAUSE_RANGE = (300, 86400)
 LOG_EXPORTS = ("postgresql", "iam-db-auth-error", "instance")
+# Majors past Aurora standard support: creating one with extended support disabled fails
+# (CreateDBCluster EngineLifecycleSupport). Check describe-db-major-engine-versions.
+PAST_STANDARD_SUPPORT = {"13": "2026-02-28"}
+# TLS at the database: rds.force_ssl=1 refuses unencrypted connections (Aurora User Guide,
+# "Securing Aurora PostgreSQL data with SSL/TLS").
+CLUSTER_TLS_PARAMETERS = {"rds.force_ssl": "1"}
 
 
 def parse_version(version: str) -> tuple[int, int]:
@@ -64,6 +86,14 @@ class AuroraServerlessArgs:
     enable_data_api: bool = False
     # None: 1 day for ephemeral stacks, 7 for durable ones.
     backup_retention_days: int | None = None
+    # None: open-source-rds-extended-support-disabled where the major allows it.
+    engine_lifecycle_support: str | None = None
+    # DB cluster parameter overrides on top of rds.force_ssl=1, and DB (instance) parameter overrides.
+    cluster_parameters: dict[str, str] | None = None
+    instance_parameters: dict[str, str] | None = None
+    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
+    # Create the cluster from a DB cluster snapshot or as a point-in-time restore / fast clone.
+    restore: RestoreArgs | None = None
 
     def __post_init__(self) -> None:
         if self.engine_mode == "serverless":
@@ -108,6 +138,10 @@ class AuroraServerlessArgs:
             )
         if self.backup_retention_days is not None and not 1 <= self.backup_retention_days <= 35:
             raise ValueError(f"backup_retention_days: must be 1..35, got {self.backup_retention_days}")
+        check_kms_key_ref(self.kms_key_arn)
+        check_lifecycle(self.engine_lifecycle_support, str(major), PAST_STANDARD_SUPPORT)
+        check_parameters(self.cluster_parameters or {}, "cluster_parameters")
+        check_parameters(self.instance_parameters or {}, "instance_parameters")
         if not self.database_name.isidentifier() or not self.master_username.isidentifier():
             raise ValueError("database_name and master_username: letters, digits and '_', letter first")
 
@@ -125,6 +159,7 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
         vpc_id: pulumi.Input[str],
         subnet_ids: pulumi.Input[Any],
         client_security_group_ids: list[pulumi.Input[str]],
+        log_retention_days: int = EPHEMERAL_LOG_DAYS,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("db-recipes:aurora:ServerlessPostgres", name, None, opts)
@@ -157,14 +192,26 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
             opts=child,
         )
         retention = args.backup_retention_days or (1 if ephemeral else 7)
+        major = str(parse_version(args.engine_version)[0])
+        family = f"{ENGINE}{major}"
+        cluster_group = parameter_group(
+            f"{name}-cluster-parameters", physical_name=namer.rds("aurora", "cluster", "params"), family=family,
+            defaults=CLUSTER_TLS_PARAMETERS, overrides=args.cluster_parameters or {}, cluster=True, opts=child)
+        instance_group = parameter_group(
+            f"{name}-instance-parameters", physical_name=namer.rds("aurora", "instance", "params"), family=family,
+            defaults={}, overrides=args.instance_parameters or {}, cluster=False, opts=child)
+        logs = log_groups(name, rds_log_group_names("cluster", cluster_id, args.log_exports),
+                          retention_days=log_retention_days, opts=child)
+        restored = args.restore is not None
         self.cluster = aws.rds.Cluster(
             f"{name}-cluster",
             cluster_identifier=cluster_id,
             engine=ENGINE,
             engine_mode=args.engine_mode,
             engine_version=args.engine_version,
-            database_name=args.database_name,
-            master_username=args.master_username,
+            # A restore takes its database and master user from the snapshot / source cluster.
+            database_name=None if restored else args.database_name,
+            master_username=None if restored else args.master_username,
             manage_master_user_password=True,
             master_user_secret_kms_key_id=kms_key_arn,
             storage_encrypted=True,
@@ -186,8 +233,16 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
             skip_final_snapshot=ephemeral,
             final_snapshot_identifier=None if ephemeral else namer.rds("aurora", "final"),
             apply_immediately=ephemeral,
-            opts=child,
+            db_cluster_parameter_group_name=cluster_group,
+            engine_lifecycle_support=check_lifecycle(args.engine_lifecycle_support, major, PAST_STANDARD_SUPPORT),
+            **windows(args.observability, cluster=True),
+            **cluster_restore(args.restore),
+            # RDS writes the exported logs into the stack's groups (with their retention).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=logs,
+                                        ignore_changes=list(RESTORE_IGNORE_CHANGES) if restored else None),
         )
+        role = monitoring_role(name, namer.iam_role("aurora", "monitoring"), opts=child) \
+            if args.observability.monitoring_interval else None
         self.instances = [
             aws.rds.ClusterInstance(
                 f"{name}-instance-{index}",
@@ -199,6 +254,9 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
                 db_subnet_group_name=subnet_group.name,
                 publicly_accessible=False,
                 promotion_tier=index,
+                db_parameter_group_name=instance_group,
+                **insights(name, args.observability, kms_key_arn=kms_key_arn, monitoring_role_name="",
+                           opts=child, role=role),
                 opts=child,
             )
             for index in range(args.instance_count)

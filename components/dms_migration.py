@@ -16,8 +16,10 @@ should own them) and never per branch.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,7 +27,23 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import Namer
-from components.parts import MYSQL_ENGINE, MYSQL_PORT, admin_password, customer_key, encrypted_mysql
+from components.parts import (
+    EPHEMERAL_LOG_DAYS,
+    MYSQL_DEFAULT_VERSION,
+    MYSQL_ENGINE,
+    MYSQL_PAST_STANDARD_SUPPORT,
+    MYSQL_PORT,
+    MySqlOptions,
+    admin_password,
+    check_kms_key_ref,
+    check_lifecycle,
+    check_parameters,
+    customer_key,
+    encrypted_mysql,
+    log_groups,
+    mysql_major,
+    propagation_wait,
+)
 
 # --------------------------------------------------------------------------- table mappings
 
@@ -422,7 +440,11 @@ class DmsTargetArgs:
     """The RDS MySQL instance DMS writes into."""
 
     instance_class: str = "db.t4g.micro"
-    engine_version: str = "8.0"
+    engine_version: str = MYSQL_DEFAULT_VERSION
+    # None: open-source-rds-extended-support-disabled where the major allows it.
+    engine_lifecycle_support: str | None = None
+    # DB parameter overrides on top of require_secure_transport=ON.
+    parameters: dict[str, str] | None = None
     allocated_storage: int = 20
     # An empty database created with the instance; DMS itself creates one database per
     # (transformed) source schema on a MySQL target.
@@ -434,8 +456,9 @@ class DmsTargetArgs:
     def __post_init__(self) -> None:
         if not self.instance_class.startswith("db."):
             raise ValueError(f"target.instance_class: an RDS class like db.t4g.micro, got {self.instance_class!r}")
-        if not re.fullmatch(r"8\.[0-9]+(\.[0-9]+)?", self.engine_version):
-            raise ValueError(f"target.engine_version: MySQL 8.x like '8.0' or '8.4', got {self.engine_version!r}")
+        check_lifecycle(self.engine_lifecycle_support, mysql_major(self.engine_version, "target.engine_version"),
+                        MYSQL_PAST_STANDARD_SUPPORT, "target.engine_lifecycle_support")
+        check_parameters(self.parameters or {}, "target.parameters")
         if not 20 <= self.allocated_storage <= 65536:
             raise ValueError(f"target.allocated_storage: must be 20..65536 GiB, got {self.allocated_storage}")
         for label, value in (("db_name", self.db_name), ("master_username", self.master_username)):
@@ -472,6 +495,18 @@ class DmsMigrationArgs:
     ssl_mode: str = "require"
     # A DMS certificate (the RDS CA bundle) for verify-ca / verify-full.
     certificate_arn: str | None = None
+    # DMS task settings (its JSON document as a map), merged over CloudWatch logging on.
+    replication_task_settings: dict[str, Any] | None = None
+    # Where CDC starts (cdc or full-load-and-cdc only): a native position (MySQL "mysql-bin.000024:373",
+    # a PostgreSQL LSN, or a checkpoint) or an RFC 3339 UTC time. None: when the task starts.
+    cdc_start_position: str | None = None
+    cdc_start_time: str | None = None
+    # Endpoint settings maps: the pulumi-aws mysql_settings / postgres_settings block of the
+    # endpoint's engine, snake_case keys (e.g. {events_poll_interval: 5}).
+    source_endpoint_settings: dict[str, Any] | None = None
+    target_endpoint_settings: dict[str, Any] | None = None
+    # Seconds to wait after this stack creates IAM roles DMS assumes (IAM propagation); 0: no wait.
+    iam_propagation_seconds: int = 30
 
     def __post_init__(self) -> None:
         if self.ssl_mode == "none":
@@ -493,8 +528,65 @@ class DmsMigrationArgs:
             )
         if not 5 <= self.allocated_storage <= 6144:
             raise ValueError(f"allocated_storage: must be 5..6144 GiB, got {self.allocated_storage}")
-        if self.kms_key_arn is not None and not self.kms_key_arn.startswith("arn:"):
-            raise ValueError(f"kms_key_arn: expected a KMS key ARN, got {self.kms_key_arn!r}")
+        check_kms_key_ref(self.kms_key_arn)
+        if (self.cdc_start_position or self.cdc_start_time) and self.migration_type == "full-load":
+            raise ValueError("cdc_start_position/cdc_start_time: only with migration_type cdc or full-load-and-cdc")
+        if self.cdc_start_position and self.cdc_start_time:
+            raise ValueError("cdc_start_position and cdc_start_time: give one of them")
+        if self.cdc_start_time is not None and not re.fullmatch(
+                r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", self.cdc_start_time):
+            raise ValueError(f"cdc_start_time: UTC RFC 3339 like 2026-05-01T12:00:00Z, got {self.cdc_start_time!r}")
+        if not 0 <= self.iam_propagation_seconds <= 300:
+            raise ValueError(f"iam_propagation_seconds: must be 0..300, got {self.iam_propagation_seconds}")
+        for label in ("source_endpoint_settings", "target_endpoint_settings"):
+            value = getattr(self, label)
+            if value:
+                engine = TARGET_ENGINE if label.startswith("target") else (
+                    self.source.engine_name if self.source else TARGET_ENGINE)
+                endpoint_settings(engine, value, label)
+        task_settings(self.replication_task_settings)
+
+
+# --------------------------------------------------------------------------- task and endpoint settings
+
+# CloudWatch logging on: without it a failing task says nothing ("Logging task settings", DMS User
+# Guide); its log group dms-tasks-<replication instance id> is created by the stack (retention).
+DEFAULT_TASK_SETTINGS: dict[str, Any] = {"Logging": {"EnableLogging": True}}
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def task_settings(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The task settings document: logging on, with the user's map merged over it."""
+    for key, value in (overrides or {}).items():
+        if not key[:1].isupper():
+            raise ValueError(f"replication_task_settings: {key!r} is not a DMS task settings section "
+                             "(e.g. Logging, TargetMetadata, FullLoadSettings, ErrorBehavior)")
+        if key == "Logging" and not isinstance(value, Mapping):
+            raise ValueError("replication_task_settings.Logging: expected an object")
+    return _deep_merge(DEFAULT_TASK_SETTINGS, overrides or {})
+
+
+def endpoint_settings(engine: str, settings: Mapping[str, Any], field: str = "endpoint_settings") -> dict[str, Any]:
+    """``{mysql_settings|postgres_settings: args}`` for aws.dms.Endpoint; keys checked against pulumi-aws."""
+    if engine in POSTGRES_ENGINES:
+        arg, kind = "postgres_settings", aws.dms.EndpointPostgresSettingsArgs
+    else:
+        arg, kind = "mysql_settings", aws.dms.EndpointMysqlSettingsArgs
+    allowed = [p for p in inspect.signature(kind.__init__).parameters if p != "self"]
+    for key in settings:
+        if key not in allowed:
+            raise ValueError(f"{field}: {key!r} is not a {arg} key of a {engine} endpoint "
+                             f"(allowed: {', '.join(allowed)})")
+    return {arg: kind(**settings)}
 
 
 # --------------------------------------------------------------------------- the component
@@ -520,7 +612,8 @@ class DmsServiceRoles(pulumi.ComponentResource):
     own them: the shared stack, or a DmsMigration with ``create_service_roles``.
     """
 
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None, *,
+                 propagation_seconds: int = 30) -> None:
         super().__init__("db-recipes:dms:ServiceRoles", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
@@ -541,6 +634,9 @@ class DmsServiceRoles(pulumi.ComponentResource):
                 policy_arn=partition.apply(lambda p, n=policy: f"arn:{p}:iam::aws:policy/service-role/{n}"),
                 opts=child,
             ))
+        # What DMS resources depend on: the attachments, and the wait for IAM to propagate them.
+        self.ready = propagation_wait(name, after=self.attachments, triggers=self.role_arns,
+                                      seconds=propagation_seconds, opts=child)
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, Any]:
@@ -593,6 +689,7 @@ class DmsMigration(pulumi.ComponentResource):
         client_security_group_ids: list[pulumi.Input[str]],
         source: DmsSource,
         member_security_group_ids: list[pulumi.Input[str]] | None = None,
+        log_retention_days: int = EPHEMERAL_LOG_DAYS,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``member_security_group_ids``: groups the replication instance joins besides its own,
@@ -601,6 +698,8 @@ class DmsMigration(pulumi.ComponentResource):
         self._name = name
         self._namer = namer
         self._ephemeral = ephemeral
+        self._args = args
+        self._log_days = log_retention_days
         self._child = pulumi.ResourceOptions(parent=self)
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.table_mappings = args.table_mappings or TableMappings.include_all(source.default_schema)
@@ -611,7 +710,7 @@ class DmsMigration(pulumi.ComponentResource):
             description=f"DMS {namer.dms('rep')}: replication storage, endpoints, target and secrets",
             opts=self._child)
         self.service_role_names = list(SERVICE_ROLES) if args.create_service_roles else []
-        service_role_deps = self._service_roles() if args.create_service_roles else []
+        service_role_deps = self._service_roles(args) if args.create_service_roles else []
         self.security_group_id = self._dms_security_group(vpc_id, source)
         target = self._target(args.target, vpc_id, subnet_ids, client_security_group_ids)
 
@@ -635,6 +734,8 @@ class DmsMigration(pulumi.ComponentResource):
             # DMS creates the group's network interfaces through dms-vpc-role.
             opts=pulumi.ResourceOptions(parent=self, depends_on=service_role_deps),
         )
+        task_logs = log_groups(name, {"tasks": f"dms-tasks-{namer.dms('rep')}"},
+                               retention_days=log_retention_days, opts=self._child)
         self.replication_instance = aws.dms.ReplicationInstance(
             f"{name}-instance",
             replication_instance_id=namer.dms("rep"),
@@ -652,18 +753,23 @@ class DmsMigration(pulumi.ComponentResource):
             opts=self._child,
         )
         self.source_endpoint = self._endpoint("source", source.engine_name, source.database_name,
-                                              self.source_secret_arn, role, args)
-        self.target_endpoint = self._endpoint("target", TARGET_ENGINE, None, self.target_secret_arn, role, args)
+                                              self.source_secret_arn, role, args.source_endpoint_settings)
+        self.target_endpoint = self._endpoint("target", TARGET_ENGINE, None, self.target_secret_arn, role,
+                                              args.target_endpoint_settings)
         self.replication_task = aws.dms.ReplicationTask(
             f"{name}-task",
             replication_task_id=namer.dms("task"),
             migration_type=args.migration_type,
             table_mappings=self.table_mappings_json,
+            replication_task_settings=json.dumps(task_settings(args.replication_task_settings), sort_keys=True),
+            cdc_start_position=args.cdc_start_position,
+            cdc_start_time=args.cdc_start_time,
             replication_instance_arn=self.replication_instance.replication_instance_arn,
             source_endpoint_arn=self.source_endpoint.endpoint_arn,
             target_endpoint_arn=self.target_endpoint.endpoint_arn,
             start_replication_task=args.start_replication_task,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[target]),
+            # The task writes its logs into the stack's log group.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[target, *task_logs]),
         )
 
         self.replication_instance_arn = self.replication_instance.replication_instance_arn
@@ -684,8 +790,8 @@ class DmsMigration(pulumi.ComponentResource):
 
     # ------------------------------------------------------------------ pieces
 
-    def _service_roles(self) -> list[pulumi.Resource]:
-        return DmsServiceRoles(self._name, opts=self._child).attachments
+    def _service_roles(self, args: DmsMigrationArgs) -> list[pulumi.Resource]:
+        return DmsServiceRoles(self._name, opts=self._child, propagation_seconds=args.iam_propagation_seconds).ready
 
     def _dms_security_group(self, vpc_id: pulumi.Input[str], source: DmsSource) -> pulumi.Output[str]:
         group = aws.ec2.SecurityGroup(
@@ -740,6 +846,10 @@ class DmsMigration(pulumi.ComponentResource):
             security_group_ids=[group.id],
             ephemeral=ephemeral,
             backup_retention_days=retention,
+            parameter_group_name=namer.rds("dms-target", "params"),
+            monitoring_role_name=namer.iam_role("dms-target", "monitoring"),
+            options=MySqlOptions(engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
+                                 log_retention_days=self._log_days),
             multi_az=False,
             auto_minor_version_upgrade=True,
             opts=self._child,
@@ -787,16 +897,21 @@ class DmsMigration(pulumi.ComponentResource):
         policy = pulumi.Output.all(
             pulumi.Output.all(*secret_arns), pulumi.Output.all(*key_arns), region
         ).apply(lambda v: secrets_access_policy(list(v[0]), list(v[1]), v[2]))
-        self._secrets_policy = aws.iam.RolePolicy(
+        policy_resource = aws.iam.RolePolicy(
             f"{self._name}-secrets-policy",
             role=role.id,
             policy=policy,
             opts=self._child,
         )
+        # DMS assumes this new role when each endpoint is created: wait for IAM to propagate it.
+        self._secrets_ready = propagation_wait(
+            f"{self._name}-secrets-role", after=[policy_resource], triggers={"role": role.arn},
+            seconds=self._args.iam_propagation_seconds, opts=self._child)
         return role
 
     def _endpoint(self, kind: str, engine: str, database_name: str | None, secret_arn: pulumi.Input[str],
-                  role: aws.iam.Role, args: DmsMigrationArgs) -> aws.dms.Endpoint:
+                  role: aws.iam.Role, settings: Mapping[str, Any] | None) -> aws.dms.Endpoint:
+        args = self._args
         return aws.dms.Endpoint(
             f"{self._name}-{kind}-endpoint",
             endpoint_id=self._namer.dms(kind),
@@ -809,8 +924,9 @@ class DmsMigration(pulumi.ComponentResource):
             ssl_mode=args.ssl_mode,
             certificate_arn=args.certificate_arn,
             kms_key_arn=self.kms_key_arn,
-            # DMS checks the role when the endpoint is created: the grant must exist first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self._secrets_policy]),
+            **(endpoint_settings(engine, settings) if settings else {}),
+            # DMS checks the role when the endpoint is created: the grant must exist and have propagated.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self._secrets_ready),
         )
 
     def outputs(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import Namer
-from components.parts import customer_key
+from components.parts import check_kms_key_ref, customer_key
 
 ATTRIBUTE_TYPES = ("S", "N", "B")
 PROJECTIONS = ("ALL", "KEYS_ONLY", "INCLUDE")
@@ -40,7 +40,8 @@ TABLE_IGNORE_CHANGES = (
     "globalSecondaryIndexes[*].writeCapacity",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
+STREAM_VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
 
 
 def _check_type(field_name: str, value: str) -> None:
@@ -65,8 +66,19 @@ class GsiArgs:
     projection: str = "ALL"
     # Only with projection INCLUDE: the non-key attributes copied into the index.
     non_key_attributes: tuple[str, ...] = ()
+    # This index's autoscaling limits; None: the table's.
+    read_min_capacity: int | None = None
+    read_max_capacity: int | None = None
+    write_min_capacity: int | None = None
+    write_max_capacity: int | None = None
 
     def __post_init__(self) -> None:
+        for kind in ("read", "write"):
+            low, high = getattr(self, f"{kind}_min_capacity"), getattr(self, f"{kind}_max_capacity")
+            if low is not None and low < 1:
+                raise ValueError(f"{kind}_min_capacity: must be at least 1, got {low}")
+            if low is not None and high is not None and high < low:
+                raise ValueError(f"{kind}_max_capacity: must be at least {kind}_min_capacity ({low}), got {high}")
         if not _NAME.match(self.name):
             raise ValueError(f"name: index name {self.name!r} must be 3..255 characters from [A-Za-z0-9_.-]")
         _check_attribute_name("hash_key", self.hash_key)
@@ -109,9 +121,32 @@ class DynamoDbAutoscalingArgs:
     scale_out_cooldown: int = 60
     # An existing customer-managed KMS key; a new one (with rotation) is created when None.
     kms_key_arn: str | None = None
-    point_in_time_recovery: bool = True
+    # None: on for durable stacks, off for ephemeral ones.
+    point_in_time_recovery: bool | None = None
+    # PROVISIONED (autoscaled, the recipe) or PAY_PER_REQUEST (on demand, no autoscaling).
+    billing_mode: str = "PROVISIONED"
+    # On demand only: caps on request units per second (None: no cap).
+    max_read_request_units: int | None = None
+    max_write_request_units: int | None = None
+    # An attribute holding an expiry time (epoch seconds); items past it are deleted.
+    ttl_attribute: str | None = None
+    # None: no stream; else what each stream record holds.
+    stream_view_type: str | None = None
 
     def __post_init__(self) -> None:
+        if self.billing_mode not in BILLING_MODES:
+            raise ValueError(f"billing_mode: {self.billing_mode!r} is not allowed (allowed: {', '.join(BILLING_MODES)})")
+        for label in ("max_read_request_units", "max_write_request_units"):
+            value = getattr(self, label)
+            if value is not None and self.billing_mode != "PAY_PER_REQUEST":
+                raise ValueError(f"{label}: only with billing_mode PAY_PER_REQUEST")
+            if value is not None and value < 1:
+                raise ValueError(f"{label}: must be at least 1, got {value}")
+        if self.stream_view_type is not None and self.stream_view_type not in STREAM_VIEW_TYPES:
+            raise ValueError(f"stream_view_type: {self.stream_view_type!r} is not allowed "
+                             f"(allowed: {', '.join(STREAM_VIEW_TYPES)})")
+        if self.ttl_attribute is not None:
+            _check_attribute_name("ttl_attribute", self.ttl_attribute)
         # The physical name is '<prefix>-<table_name>': the part alone must leave room for the prefix.
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", self.table_name):
             raise ValueError(f"table_name: {self.table_name!r} must be 1..200 characters from [A-Za-z0-9_.-]")
@@ -130,11 +165,7 @@ class DynamoDbAutoscalingArgs:
                 raise ValueError(f"{label}: must be 0..{COOLDOWN_MAX} seconds, got {value}")
         self._check_indexes()
         self.attribute_types()
-        if self.kms_key_arn is not None and not _KMS_ARN.match(self.kms_key_arn):
-            raise ValueError(
-                f"kms_key_arn: {self.kms_key_arn!r} is not a KMS key or alias ARN "
-                "(arn:aws:kms:<region>:<account>:key/<id> or ...:alias/<name>)"
-            )
+        check_kms_key_ref(self.kms_key_arn)
 
     def _check_capacity(self, kind: str) -> None:
         low = getattr(self, f"{kind}_min_capacity")
@@ -190,6 +221,11 @@ class _Scalable:
     target: float
 
 
+def _limit(gsi: GsiArgs | None, args: DynamoDbAutoscalingArgs, name: str) -> int:
+    own = getattr(gsi, name) if gsi is not None else None
+    return own if own is not None else getattr(args, name)
+
+
 class DynamoDbAutoscaling(pulumi.ComponentResource):
     """A PROVISIONED, KMS-encrypted, PITR table whose table and index capacities track a target."""
 
@@ -210,8 +246,10 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
         self.table_arn = self.table.arn
         self.scaling_target_ids: dict[str, pulumi.Output[str]] = {}
         self.policy_arns: dict[str, pulumi.Output[str]] = {}
-        for scalable in self._scalables(args):
-            self._autoscale(name, args, scalable)
+        self.stream_arn = self.table.stream_arn if args.stream_view_type else None
+        if args.billing_mode == "PROVISIONED":
+            for scalable in self._scalables(args):
+                self._autoscale(name, args, scalable)
         self.register_outputs(self.outputs())
 
     def _kms_key(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer,
@@ -220,6 +258,7 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
                             description="DynamoDB table server-side encryption", opts=pulumi.ResourceOptions(parent=self))
 
     def _table(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer, ephemeral: bool) -> aws.dynamodb.Table:
+        provisioned = args.billing_mode == "PROVISIONED"
         indexes = [
             aws.dynamodb.TableGlobalSecondaryIndexArgs(
                 name=gsi.name,
@@ -230,41 +269,53 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
                 projection_type=gsi.projection,
                 non_key_attributes=list(gsi.non_key_attributes) or None,
                 # Starting capacities only: the scaler owns them afterwards (see TABLE_IGNORE_CHANGES).
-                read_capacity=args.read_min_capacity,
-                write_capacity=args.write_min_capacity,
+                read_capacity=(gsi.read_min_capacity or args.read_min_capacity) if provisioned else None,
+                write_capacity=(gsi.write_min_capacity or args.write_min_capacity) if provisioned else None,
             )
             for gsi in args.global_secondary_indexes
         ]
+        pitr = args.point_in_time_recovery if args.point_in_time_recovery is not None else not ephemeral
+        on_demand = None
+        if not provisioned and (args.max_read_request_units or args.max_write_request_units):
+            on_demand = aws.dynamodb.TableOnDemandThroughputArgs(
+                max_read_request_units=args.max_read_request_units,
+                max_write_request_units=args.max_write_request_units)
         return aws.dynamodb.Table(
             f"{name}-table",
             name=namer.dynamodb_table(args.table_name),
-            billing_mode="PROVISIONED",
+            billing_mode=args.billing_mode,
             hash_key=args.hash_key,
             range_key=args.range_key,
             attributes=[
                 aws.dynamodb.TableAttributeArgs(name=attribute, type=attribute_type)
                 for attribute, attribute_type in args.attribute_types().items()
             ],
-            read_capacity=args.read_min_capacity,
-            write_capacity=args.write_min_capacity,
+            read_capacity=args.read_min_capacity if provisioned else None,
+            write_capacity=args.write_min_capacity if provisioned else None,
+            on_demand_throughput=on_demand,
             global_secondary_indexes=indexes or None,
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=args.ttl_attribute, enabled=True)
+            if args.ttl_attribute else None,
+            stream_enabled=True if args.stream_view_type else None,
+            stream_view_type=args.stream_view_type,
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
                 enabled=True, kms_key_arn=self.kms_key_arn
             ),
-            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=args.point_in_time_recovery),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=pitr),
             deletion_protection_enabled=not ephemeral,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(TABLE_IGNORE_CHANGES)),
+            opts=pulumi.ResourceOptions(parent=self,
+                                        ignore_changes=list(TABLE_IGNORE_CHANGES) if provisioned else None),
         )
 
     def _scalables(self, args: DynamoDbAutoscalingArgs) -> list[_Scalable]:
         table_id = pulumi.Output.concat("table/", self.table.name)
-        owners: list[tuple[str, pulumi.Input[str], str]] = [("table", table_id, "table")]
+        owners: list[tuple[str, pulumi.Input[str], str, GsiArgs | None]] = [("table", table_id, "table", None)]
         owners += [
-            (f"index-{gsi.name}", pulumi.Output.concat(table_id, "/index/", gsi.name), "index")
+            (f"index-{gsi.name}", pulumi.Output.concat(table_id, "/index/", gsi.name), "index", gsi)
             for gsi in args.global_secondary_indexes
         ]
         scalables = []
-        for key, resource_id, level in owners:
+        for key, resource_id, level, gsi in owners:
             for kind, unit in (("read", "Read"), ("write", "Write")):
                 scalables.append(
                     _Scalable(
@@ -272,8 +323,8 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
                         resource_id=resource_id,
                         dimension=f"dynamodb:{level}:{unit}CapacityUnits",
                         metric=f"DynamoDB{unit}CapacityUtilization",
-                        min_capacity=getattr(args, f"{kind}_min_capacity"),
-                        max_capacity=getattr(args, f"{kind}_max_capacity"),
+                        min_capacity=_limit(gsi, args, f"{kind}_min_capacity"),
+                        max_capacity=_limit(gsi, args, f"{kind}_max_capacity"),
                         target=float(getattr(args, f"{kind}_target_utilization")),
                     )
                 )
@@ -322,4 +373,5 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
             "kms_key_arn": self.kms_key_arn,
             "scaling_target_ids": self.scaling_target_ids,
             "policy_arns": self.policy_arns,
+            "stream_arn": self.stream_arn,
         }

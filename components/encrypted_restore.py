@@ -28,7 +28,18 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.naming import InvalidName, Namer, check_identifier
-from components.parts import customer_key
+from components.parts import (
+    MYSQL_DEFAULT_VERSION,
+    MYSQL_PAST_STANDARD_SUPPORT,
+    MYSQL_TLS_PARAMETERS,
+    check_kms_key_ref,
+    check_lifecycle,
+    check_parameters,
+    customer_key,
+    mysql_family,
+    mysql_major,
+    parameter_group,
+)
 
 ENGINE = "mysql"
 PORT = 3306
@@ -39,14 +50,17 @@ DEMO_SOURCE_DB_RESOURCE_NAME = "encrypt-existing-source-db"
 # The read replica inherits the source's (missing) encryption; its logical name
 # is ``<component name>-replica``, i.e. ``encrypt-existing-replica`` in the stack.
 REPLICA_SUFFIX = "replica"
-MYSQL_MAJORS = ("8.0", "8.4")
+PHASES = ("migrate", "cutover-done")
+# What DMS needs of a MySQL source for CDC, and what a binlog catch-up replica needs: row-based
+# binary logs with full row images and no checksums ("Using a MySQL-compatible database as a
+# source for AWS DMS", DMS User Guide).
+DMS_SOURCE_PARAMETERS = {"binlog_format": "ROW", "binlog_row_image": "FULL", "binlog_checksum": "NONE"}
 # RDS MySQL master passwords: printable ASCII except '/', '"', '@', "'" and space.
 PASSWORD_SPECIALS = "!#$%^&*()-_=+[]{}<>:?.,~"
 PASSWORD_LENGTH = 32
 EPHEMERAL_BACKUP_DAYS = 1
 DURABLE_BACKUP_DAYS = 7
 _INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-_KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
 
 CUTOVER_STEPS: tuple[str, ...] = (
     "1. On the read replica, CALL mysql.rds_stop_replication; then SHOW REPLICA STATUS and record "
@@ -82,18 +96,19 @@ class DemoSourceArgs:
     """A small, deliberately unencrypted MySQL instance to demonstrate the encryption path on."""
 
     instance_class: str = "db.t4g.micro"
-    engine_version: str = "8.0"
+    engine_version: str = MYSQL_DEFAULT_VERSION
+    # None: open-source-rds-extended-support-disabled where the major allows it.
+    engine_lifecycle_support: str | None = None
     allocated_storage: int = 20
     db_name: str = "appdb"
     username: str = "admin"
+    # DB parameter overrides on top of TLS required and row-based binlogs (binlog_format=ROW).
+    parameters: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         _check_instance_class("instance_class", self.instance_class)
-        if not any(self.engine_version == m or self.engine_version.startswith(m + ".") for m in MYSQL_MAJORS):
-            raise ValueError(
-                f"engine_version: MySQL {self.engine_version!r} is not supported "
-                f"(allowed: {', '.join(MYSQL_MAJORS)} or a minor of them such as 8.0.40)"
-            )
+        check_lifecycle(self.engine_lifecycle_support, mysql_major(self.engine_version), MYSQL_PAST_STANDARD_SUPPORT)
+        check_parameters(self.parameters or {})
         if not 20 <= self.allocated_storage <= 65536:
             raise ValueError(f"allocated_storage: must be 20..65536 GiB, got {self.allocated_storage}")
         _check_word("db_name", self.db_name, 64)
@@ -116,8 +131,18 @@ class EncryptExistingArgs:
     # False: snapshot the source directly (no replica). Needed when the source's master
     # password is RDS-managed, which rules out read replicas.
     snapshot_from_replica: bool = True
+    # migrate: the whole chain. cutover-done (after CUTOVER_STEPS deleted the source, replica and
+    # snapshots): only the encrypted instance stays; the source is never looked up again.
+    phase: str = "migrate"
 
     def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"phase: {self.phase!r} is not allowed (allowed: {', '.join(PHASES)})")
+        if self.phase == "cutover-done" and self.source_identifier is None:
+            raise ValueError(
+                "phase: cutover-done is for an existing source_identifier; the demo source belongs to this "
+                "stack, so remove encrypt-existing from the recipes (or destroy the stack) instead"
+            )
         if self.source_identifier is not None and self.create_demo_source:
             raise ValueError(
                 "source_identifier and create_demo_source: give an existing source_identifier "
@@ -135,11 +160,7 @@ class EncryptExistingArgs:
                 raise ValueError(f"source_identifier: {err}") from None
         if self.restored_instance_class is not None:
             _check_instance_class("restored_instance_class", self.restored_instance_class)
-        if self.kms_key_arn is not None and not _KMS_ARN.match(self.kms_key_arn):
-            raise ValueError(
-                f"kms_key_arn: {self.kms_key_arn!r} is not a KMS key or alias ARN "
-                "(arn:aws:kms:<region>:<account>:key/<id> or ...:alias/<name>)"
-            )
+        check_kms_key_ref(self.kms_key_arn)
 
 
 def _lifecycle(ephemeral: bool, final_snapshot_identifier: str) -> dict[str, Any]:
@@ -203,6 +224,12 @@ class DemoMySqlSource(pulumi.ComponentResource):
             min_numeric=1,
             opts=child,
         )
+        major = mysql_major(args.engine_version)
+        parameters = parameter_group(
+            f"{name}-parameters", physical_name=namer.rds(name, "params"), family=mysql_family(major),
+            defaults={**MYSQL_TLS_PARAMETERS, **DMS_SOURCE_PARAMETERS}, overrides=args.parameters or {},
+            cluster=False, opts=child,
+        )
         self.instance = aws.rds.Instance(
             DEMO_SOURCE_DB_RESOURCE_NAME,
             identifier=identifier,
@@ -217,6 +244,9 @@ class DemoMySqlSource(pulumi.ComponentResource):
             # source whose master password it manages.
             password=password.result,
             port=PORT,
+            parameter_group_name=parameters,
+            engine_lifecycle_support=check_lifecycle(args.engine_lifecycle_support, major,
+                                                     MYSQL_PAST_STANDARD_SUPPORT),
             # Deliberately unencrypted: this instance is what the recipe encrypts.
             storage_encrypted=False,
             iam_database_authentication_enabled=True,
@@ -239,6 +269,7 @@ class DemoMySqlSource(pulumi.ComponentResource):
         self.allocated_storage = args.allocated_storage
         self.security_group_id = security_group.id
         self.subnet_group_name = subnet_group.name
+        self.parameter_group_name = parameters
         self.register_outputs(self.outputs())
 
     def _admit(self, name: str, security_group: aws.ec2.SecurityGroup,
@@ -313,13 +344,25 @@ def check_existing_source(identifier: str, source: Any, *, needs_replica: bool) 
             f"source_identifier: {identifier} has an RDS-managed master password, so it cannot have a "
             "read replica; set snapshot_from_replica: false to snapshot it directly"
         )
+    # "Before a DB instance can serve as a source instance, you must enable automatic backups on the
+    # source" (RDS User Guide, "Working with DB instance read replicas").
+    if needs_replica and not (source.backup_retention_period or 0) > 0:
+        raise ValueError(
+            f"source_identifier: {identifier} has no automated backups (backup retention 0), and RDS "
+            "refuses a read replica of such a source; enable them (aws rds modify-db-instance "
+            f"--db-instance-identifier {identifier} --backup-retention-period 1 --apply-immediately) "
+            "or set snapshot_from_replica: false"
+        )
     return source
 
 
-def _existing_settings(parent: pulumi.Resource, identifier: str, needs_replica: bool) -> SourceSettings:
+def _existing_settings(parent: pulumi.Resource, identifier: str, needs_replica: bool,
+                       check: bool = True) -> SourceSettings:
     found = aws.rds.get_instance_output(
         db_instance_identifier=identifier, opts=pulumi.InvokeOutputOptions(parent=parent)
-    ).apply(lambda s: check_existing_source(identifier, s, needs_replica=needs_replica))
+    )
+    if check:
+        found = found.apply(lambda s: check_existing_source(identifier, s, needs_replica=needs_replica))
     return SourceSettings(
         identifier=found.apply(lambda s: s.db_instance_identifier),
         instance_class=found.apply(lambda s: s.db_instance_class),
@@ -346,7 +389,7 @@ def _demo_settings(source: DemoMySqlSource, args: DemoSourceArgs) -> SourceSetti
         port=PORT,
         subnet_group_name=source.subnet_group_name,
         security_group_ids=[source.security_group_id],
-        parameter_group_name=None,
+        parameter_group_name=source.parameter_group_name,
         multi_az=False,
         log_exports=None,
     )
@@ -371,18 +414,62 @@ class EncryptedRestore(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.source: DemoMySqlSource | None = None
-        if args.source_identifier is None:
-            self.source = DemoMySqlSource(
-                f"{name}-source", args.demo_source, namer=namer, ephemeral=ephemeral, vpc_id=vpc_id,
-                subnet_ids=subnet_ids, client_security_group_ids=client_security_group_ids, opts=child,
-            )
-            settings = _demo_settings(self.source, args.demo_source)
-        else:
-            settings = _existing_settings(self, args.source_identifier, args.snapshot_from_replica)
-
         self.kms_key_arn = self._kms_key(name, args, namer, ephemeral)
-        snapshot_of: pulumi.Input[str] = settings.identifier
+        restored_id = namer.rds(name, "restored")
+        copy_id = namer.rds(name, "encrypted-snapshot")
         self.replica: aws.rds.Instance | None = None
+        self.snapshot: aws.rds.Snapshot | None = None
+        self.snapshot_copy: aws.rds.SnapshotCopy | None = None
+        snapshot_identifier: pulumi.Input[str]
+        if args.phase == "cutover-done":
+            # The source, replica and snapshots are gone: read the restored instance's own settings
+            # so nothing about it changes, and never look the source up again.
+            settings = _existing_settings(self, restored_id, needs_replica=False, check=False)
+            snapshot_identifier = copy_id
+        else:
+            if args.source_identifier is None:
+                self.source = DemoMySqlSource(
+                    f"{name}-source", args.demo_source, namer=namer, ephemeral=ephemeral, vpc_id=vpc_id,
+                    subnet_ids=subnet_ids, client_security_group_ids=client_security_group_ids, opts=child,
+                )
+                settings = _demo_settings(self.source, args.demo_source)
+            else:
+                settings = _existing_settings(self, args.source_identifier, args.snapshot_from_replica)
+            snapshot_identifier = self._chain(name, args, namer, settings, copy_id)
+
+        self.restored = aws.rds.Instance(
+            f"{name}-restored",
+            identifier=restored_id,
+            snapshot_identifier=snapshot_identifier,
+            instance_class=args.restored_instance_class or settings.instance_class,
+            engine=settings.engine,
+            allocated_storage=settings.allocated_storage,
+            storage_type=settings.storage_type,
+            port=settings.port,
+            db_subnet_group_name=settings.subnet_group_name,
+            vpc_security_group_ids=settings.security_group_ids,
+            parameter_group_name=settings.parameter_group_name,
+            multi_az=settings.multi_az,
+            enabled_cloudwatch_logs_exports=settings.log_exports,
+            storage_encrypted=True,
+            kms_key_id=self.kms_key_arn,
+            iam_database_authentication_enabled=True,
+            publicly_accessible=False,
+            copy_tags_to_snapshot=True,
+            **_lifecycle(ephemeral, namer.rds(name, "restored", "final-snapshot")),
+            # The snapshot a database was restored from is history: a later change of it (the
+            # copy deleted at cut-over, a new copy name) must never replace the restored instance.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["snapshotIdentifier"]),
+        )
+        self.phase = args.phase
+        self.source_identifier = None if args.phase == "cutover-done" else settings.identifier
+        self.register_outputs(self.outputs())
+
+    def _chain(self, name: str, args: EncryptExistingArgs, namer: Namer, settings: SourceSettings,
+               copy_id: str) -> pulumi.Output[str]:
+        """Source (-> replica) -> snapshot -> KMS copy; the copy's identifier."""
+        child = pulumi.ResourceOptions(parent=self)
+        snapshot_of: pulumi.Input[str] = settings.identifier
         if args.snapshot_from_replica:
             self.replica = aws.rds.Instance(
                 f"{name}-{REPLICA_SUFFIX}",
@@ -411,35 +498,12 @@ class EncryptedRestore(pulumi.ComponentResource):
         self.snapshot_copy = aws.rds.SnapshotCopy(
             f"{name}-encrypted-copy",
             source_db_snapshot_identifier=self.snapshot.db_snapshot_arn,
-            target_db_snapshot_identifier=namer.rds(name, "encrypted-snapshot"),
+            target_db_snapshot_identifier=copy_id,
             kms_key_id=self.kms_key_arn,
             copy_tags=True,
             opts=child,
         )
-        self.restored = aws.rds.Instance(
-            f"{name}-restored",
-            identifier=namer.rds(name, "restored"),
-            snapshot_identifier=self.snapshot_copy.id,
-            instance_class=args.restored_instance_class or settings.instance_class,
-            engine=settings.engine,
-            allocated_storage=settings.allocated_storage,
-            storage_type=settings.storage_type,
-            port=settings.port,
-            db_subnet_group_name=settings.subnet_group_name,
-            vpc_security_group_ids=settings.security_group_ids,
-            parameter_group_name=settings.parameter_group_name,
-            multi_az=settings.multi_az,
-            enabled_cloudwatch_logs_exports=settings.log_exports,
-            storage_encrypted=True,
-            kms_key_id=self.kms_key_arn,
-            iam_database_authentication_enabled=True,
-            publicly_accessible=False,
-            copy_tags_to_snapshot=True,
-            **_lifecycle(ephemeral, namer.rds(name, "restored", "final-snapshot")),
-            opts=child,
-        )
-        self.source_identifier = settings.identifier
-        self.register_outputs(self.outputs())
+        return self.snapshot_copy.id
 
     def _kms_key(self, name: str, args: EncryptExistingArgs, namer: Namer, ephemeral: bool) -> pulumi.Output[str]:
         return customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
@@ -455,10 +519,12 @@ class EncryptedRestore(pulumi.ComponentResource):
             "identifier": restored.identifier,
             "resource_id": restored.resource_id,
             "kms_key_arn": self.kms_key_arn,
-            "snapshot_identifier": self.snapshot.db_snapshot_identifier,
-            "snapshot_arn": self.snapshot.db_snapshot_arn,
-            "encrypted_snapshot_identifier": self.snapshot_copy.target_db_snapshot_identifier,
-            "encrypted_snapshot_arn": self.snapshot_copy.db_snapshot_arn,
+            "phase": self.phase,
+            "snapshot_identifier": self.snapshot.db_snapshot_identifier if self.snapshot else None,
+            "snapshot_arn": self.snapshot.db_snapshot_arn if self.snapshot else None,
+            "encrypted_snapshot_identifier": (self.snapshot_copy.target_db_snapshot_identifier
+                                              if self.snapshot_copy else None),
+            "encrypted_snapshot_arn": self.snapshot_copy.db_snapshot_arn if self.snapshot_copy else None,
             "replica_identifier": self.replica.identifier if self.replica else None,
             "source_identifier": self.source_identifier,
             "demo_source": self.source is not None,

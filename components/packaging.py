@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,16 +86,23 @@ def function_dir(name: str) -> Path:
     return FUNCTIONS_ROOT / name
 
 
-def build_function_archive(function_dir: Path, build_root: Path = DEFAULT_BUILD_ROOT) -> BuiltArchive:
-    """Build (or reuse from ``build_root``) the zip of the function in ``function_dir``."""
+def build_function_archive(function_dir: Path, build_root: Path = DEFAULT_BUILD_ROOT,
+                           extra_files: dict[str, Path] | None = None) -> BuiltArchive:
+    """Build (or reuse from ``build_root``) the zip of the function in ``function_dir``.
+
+    ``extra_files`` (archive name -> file) go into the zip beside the code, e.g. a CA bundle;
+    their content is part of the cache key, so the same inputs give the same bytes.
+    """
     function_dir = Path(function_dir).resolve()
     name = function_dir.name
     sources = _source_files(function_dir)
     requirements = _read_requirements(function_dir)
-    target = Path(build_root) / f"{name}-{_source_key(function_dir, sources)[:20]}.zip"
+    extra = {arcname: Path(path) for arcname, path in sorted((extra_files or {}).items())}
+    key = _source_key(function_dir, sources, extra)
+    target = Path(build_root) / f"{name}-{key[:20]}.zip"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        _build(function_dir, sources, requirements, target)
+        _build(function_dir, sources, requirements, target, extra)
     return BuiltArchive(path=target, sha256_b64=_sha256_b64(target))
 
 
@@ -145,12 +153,15 @@ def _read_requirements(function_dir: Path) -> list[Requirement]:
     return requirements
 
 
-def _source_key(function_dir: Path, sources: list[Path]) -> str:
+def _source_key(function_dir: Path, sources: list[Path], extra: dict[str, Path] | None = None) -> str:
     digest = hashlib.sha256()
     for part in (ARCHIVE_FORMAT, LAMBDA_PYTHON, PIP_PLATFORM):
         digest.update(part.encode() + b"\x00")
     for path in sources:
         digest.update(path.relative_to(function_dir).as_posix().encode() + b"\x00")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for arcname, path in (extra or {}).items():
+        digest.update(b"extra\x00" + arcname.encode() + b"\x00")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
@@ -158,7 +169,8 @@ def _source_key(function_dir: Path, sources: list[Path]) -> str:
 # ----------------------------------------------------------------- building
 
 
-def _build(function_dir: Path, sources: list[Path], requirements: list[Requirement], target: Path) -> None:
+def _build(function_dir: Path, sources: list[Path], requirements: list[Requirement], target: Path,
+           extra: dict[str, Path] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix=f".{function_dir.name}-", dir=target.parent) as work:
         deps = Path(work) / "deps"
         deps.mkdir()
@@ -166,6 +178,10 @@ def _build(function_dir: Path, sources: list[Path], requirements: list[Requireme
             _pip_install(function_dir, deps)
             _check_dependencies_listed(function_dir.name, deps, requirements)
         entries = _archive_entries(function_dir, sources, deps)
+        for arcname, path in (extra or {}).items():
+            if arcname in entries:
+                raise PackagingError(f"function {function_dir.name!r}: {arcname} exists in the code or a dependency")
+            entries[arcname] = path
         partial = Path(work) / "archive.zip"
         _write_zip(entries, partial)
         # Atomic: a concurrent build of the same source writes the same bytes.
@@ -277,3 +293,81 @@ def _sha256_b64(path: Path) -> str:
 def clean_cache(build_root: Path = DEFAULT_BUILD_ROOT) -> None:
     """Remove every cached archive (the next build asks the package index again)."""
     shutil.rmtree(build_root, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- RDS CA bundle
+
+# The RDS certificate bundle for all AWS Regions (RDS User Guide, "Using SSL/TLS to encrypt a
+# connection to a DB instance or cluster": "Certificate bundles for all AWS Regions").
+# Lambda's system trust store does not hold the RDS CAs, so verify-full needs this file.
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+CA_BUNDLE_NAME = "global-bundle.pem"
+CA_BUNDLE_MAX_BYTES = 4 * 1024 * 1024
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+_download_failures: dict[tuple[str, Path], str] = {}
+
+
+@dataclass(frozen=True)
+class CaBundle:
+    """The CA bundle to ship, or why there is none."""
+
+    path: Path | None
+    problem: str | None = None
+
+
+def _check_pem(data: bytes, where: str) -> None:
+    if len(data) > CA_BUNDLE_MAX_BYTES or _PEM_CERTIFICATE not in data:
+        raise ValueError(f"{where} is not a PEM certificate bundle")
+
+
+def rds_ca_bundle(configured: str | None, build_root: Path = DEFAULT_BUILD_ROOT,
+                  url: str = RDS_CA_BUNDLE_URL, timeout: float = 15.0) -> CaBundle:
+    """``configured`` (a local PEM file: air-gapped builds), else the bundle downloaded once into
+    ``build_root/ca``. A bad configured file is an error; a failed download is reported, not raised."""
+    if configured:
+        path = Path(configured).expanduser()
+        path = path if path.is_absolute() else PROJECT_ROOT / path
+        try:
+            _check_pem(path.read_bytes()[:CA_BUNDLE_MAX_BYTES + 1], f"ca_bundle: {configured}")
+        except OSError as err:
+            raise PackagingError(f"ca_bundle: cannot read {configured}: {err.strerror or err}") from None
+        except ValueError as err:
+            raise PackagingError(str(err)) from None
+        return CaBundle(path)
+    cached = Path(build_root) / "ca" / CA_BUNDLE_NAME
+    if cached.is_file():
+        return CaBundle(cached)
+    remembered = _download_failures.get((url, cached))
+    if remembered:
+        return CaBundle(None, remembered)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a fixed https URL
+            data = response.read(CA_BUNDLE_MAX_BYTES + 1)
+        _check_pem(data, url)
+    except (OSError, ValueError) as err:
+        problem = f"cannot download the RDS CA bundle from {url} ({err})"
+        _download_failures[(url, cached)] = problem
+        return CaBundle(None, problem)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, cached)
+    return CaBundle(cached)
+
+
+def missing_ca_bundle(function: str, problem: str) -> None:
+    """No CA bundle: a warning where nothing is deployed (preview, offline plan), an error at ``up``."""
+    message = (
+        f"function {function!r}: the archive ships no RDS CA bundle ({problem}), so its verify-full TLS "
+        f"connections fail on AWS. Give a local copy of {CA_BUNDLE_NAME} as ca_bundle, or allow the download"
+    )
+    if pulumi.runtime.is_dry_run() or _under_mocks():
+        pulumi.log.warn(message)
+        return
+    raise PackagingError(message)
+
+
+def _under_mocks() -> bool:
+    from pulumi.runtime import mocks, settings
+
+    return isinstance(settings.SETTINGS.monitor, mocks.MockMonitor)

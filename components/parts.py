@@ -4,6 +4,10 @@ password, an encrypted MySQL instance. One definition each, so a fix lands every
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -25,9 +29,10 @@ def customer_key(
     ephemeral: bool,
     opts: pulumi.ResourceOptions,
 ) -> pulumi.Output[str]:
-    """``given_arn``, or a new rotating KMS key (``<name>-key``) with ``alias``; its ARN either way."""
+    """The key ARN of ``given_arn`` (any checked key reference, resolved), or of a new rotating
+    KMS key (``<name>-key``) with ``alias``. Never an alias: see ``key_arn``."""
     if given_arn:
-        return pulumi.Output.from_input(given_arn)
+        return key_arn(given_arn, parent=opts.parent)
     key = aws.kms.Key(
         f"{name}-key",
         description=description,
@@ -38,6 +43,321 @@ def customer_key(
     )
     aws.kms.Alias(f"{name}-key-alias", name=alias, target_key_id=key.key_id, opts=opts)
     return key.arn
+
+
+# --------------------------------------------------------------------------- KMS key references
+
+# A key reference is stored (kms_key_id, kms_key_arn ...) and AWS reads every form back as
+# the key ARN: an alias or a bare key id would plan a replacement on the next `up`. So only
+# key ARNs are used as given; key ids, alias names and alias ARNs are resolved to the key
+# ARN with the kms.getKey data source ("key_id: Key identifier ... alias name ... alias
+# ARN", pulumi registry aws.kms.getKey; terraform-provider-aws data_source_key).
+KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_ALIAS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias/[A-Za-z0-9/_-]+$")
+_KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+_ALIAS_NAME = re.compile(r"^alias/[A-Za-z0-9/_-]+$")
+
+
+def check_kms_key_ref(value: str | None, field: str = "kms_key_arn") -> None:
+    """A key ARN, key id, alias name or alias ARN (the last three are resolved to the key ARN)."""
+    if value is None:
+        return
+    if not any(p.match(value) for p in (KEY_ARN, _ALIAS_ARN, _KEY_ID, _ALIAS_NAME)):
+        raise ValueError(
+            f"{field}: {value!r} is not a KMS key reference: give a key ARN "
+            "(arn:aws:kms:<region>:<account>:key/<id>), a key id, or an alias (alias/<name> or its ARN), "
+            "which is resolved to its key ARN"
+        )
+
+
+def key_arn(value: str, *, parent: pulumi.Resource | None) -> pulumi.Output[str]:
+    """The key ARN of a checked key reference: as given, or resolved through kms.getKey."""
+    if KEY_ARN.match(value):
+        return pulumi.Output.from_input(value)
+    return aws.kms.get_key_output(key_id=value, opts=pulumi.InvokeOutputOptions(parent=parent)).arn
+
+
+# --------------------------------------------------------------------------- engines
+
+MYSQL_MAJORS = ("8.0", "8.4")
+MYSQL_DEFAULT_VERSION = "8.4"
+EXTENDED_SUPPORT = "open-source-rds-extended-support"
+EXTENDED_SUPPORT_DISABLED = "open-source-rds-extended-support-disabled"
+LIFECYCLES = (EXTENDED_SUPPORT, EXTENDED_SUPPORT_DISABLED)
+# Majors past the end of RDS standard support (describe-db-major-engine-versions,
+# SupportedEngineLifecycles). With extended-support-disabled, "creating the DB instance
+# will fail if the DB major version is past its end of standard support date"
+# (CreateDBInstance EngineLifecycleSupport, RDS API reference).
+MYSQL_PAST_STANDARD_SUPPORT = {"8.0": "2026-07-31"}
+
+
+def mysql_major(version: str, field: str = "engine_version") -> str:
+    major = next((m for m in MYSQL_MAJORS if version == m or version.startswith(m + ".")), None)
+    if major is None:
+        raise ValueError(
+            f"{field}: RDS MySQL {' or '.join(MYSQL_MAJORS)} (e.g. '8.4' or '8.4.5'), got {version!r}"
+        )
+    return major
+
+
+def check_lifecycle(choice: str | None, major: str, past_standard: Mapping[str, str],
+                    field: str = "engine_lifecycle_support") -> str:
+    """The lifecycle to request: extended support disabled wherever the major allows it."""
+    if choice is not None and choice not in LIFECYCLES:
+        raise ValueError(f"{field}: {choice!r} is not allowed (allowed: {', '.join(LIFECYCLES)})")
+    ended = past_standard.get(major)
+    if ended and choice == EXTENDED_SUPPORT_DISABLED:
+        raise ValueError(
+            f"{field}: {major} left standard support on {ended}, so RDS refuses to create it with "
+            f"{EXTENDED_SUPPORT_DISABLED}; choose a current major or {EXTENDED_SUPPORT} (billed per vCPU-hour)"
+        )
+    if choice is not None:
+        return choice
+    return EXTENDED_SUPPORT if ended else EXTENDED_SUPPORT_DISABLED
+
+
+def mysql_family(major: str) -> str:
+    return f"mysql{major}"
+
+
+# --------------------------------------------------------------------------- shared database settings
+
+_WINDOW = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):"
+                     r"([01]\d|2[0-3]):[0-5]\d$")
+_BACKUP_WINDOW = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
+# Performance Insights: 7 days are free; longer is 1..24 months (31-day steps) or 731.
+PI_RETENTION = (7, *(31 * m for m in range(1, 24)), 731)
+_PARAMETER = re.compile(r"^[A-Za-z0-9_.]{1,255}$")
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    """Performance Insights, enhanced monitoring and the backup/maintenance windows of a database."""
+
+    # Encrypted with the stack's customer-managed key.
+    performance_insights: bool = False
+    performance_insights_retention_days: int = 7
+    # Seconds between enhanced-monitoring samples; 0 turns it off (no role is created).
+    monitoring_interval: int = 0
+    # UTC "hh:mm-hh:mm"; None: RDS picks one.
+    backup_window: str | None = None
+    # UTC "ddd:hh:mm-ddd:hh:mm"; None: RDS picks one.
+    maintenance_window: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.performance_insights_retention_days not in PI_RETENTION:
+            raise ValueError(
+                "performance_insights_retention_days: 7, a multiple of 31 up to 713, or 731, "
+                f"got {self.performance_insights_retention_days}"
+            )
+        if self.monitoring_interval not in MONITORING_INTERVALS:
+            raise ValueError(f"monitoring_interval: one of {', '.join(map(str, MONITORING_INTERVALS))} seconds, "
+                             f"got {self.monitoring_interval}")
+        if self.backup_window is not None and not _BACKUP_WINDOW.match(self.backup_window):
+            raise ValueError(f"backup_window: UTC 'hh:mm-hh:mm' like '03:00-04:00', got {self.backup_window!r}")
+        if self.maintenance_window is not None and not _WINDOW.match(self.maintenance_window.lower()):
+            raise ValueError(
+                f"maintenance_window: UTC 'ddd:hh:mm-ddd:hh:mm' like 'sun:05:00-sun:06:00', got "
+                f"{self.maintenance_window!r}"
+            )
+
+
+def check_parameters(parameters: Mapping[str, str], field: str = "parameters") -> None:
+    for name, value in parameters.items():
+        if not _PARAMETER.match(name):
+            raise ValueError(f"{field}: {name!r} is not a parameter name (letters, digits, '_' and '.')")
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{field}.{name}: give the value as a non-empty string, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RestoreArgs:
+    """Create the database from a snapshot or as a point-in-time restore of another one.
+
+    Creation-only inputs: the database ignores later changes to them, so removing or
+    changing them never replaces a restored database.
+    """
+
+    # A DB snapshot (instance) or DB cluster snapshot (Aurora): identifier or ARN.
+    snapshot_identifier: str | None = None
+    # The source instance / cluster of a point-in-time restore.
+    source_identifier: str | None = None
+    # RFC 3339 UTC time to restore to; None with source_identifier: the latest restorable time.
+    restore_time: str | None = None
+    # Aurora only: copy-on-write (a fast clone) or full-copy.
+    restore_type: str = "copy-on-write"
+
+    def __post_init__(self) -> None:
+        if (self.snapshot_identifier is None) == (self.source_identifier is None):
+            raise ValueError("restore: give snapshot_identifier or source_identifier (point in time), not both")
+        if self.restore_time is not None:
+            if self.source_identifier is None:
+                raise ValueError("restore.restore_time: only with source_identifier (a point-in-time restore)")
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", self.restore_time):
+                raise ValueError(
+                    f"restore.restore_time: UTC RFC 3339 like 2026-05-01T12:00:00Z, got {self.restore_time!r}"
+                )
+        if self.restore_type not in ("copy-on-write", "full-copy"):
+            raise ValueError(f"restore.restore_type: copy-on-write or full-copy, got {self.restore_type!r}")
+        for label in ("snapshot_identifier", "source_identifier"):
+            value = getattr(self, label)
+            if value is not None and not re.fullmatch(r"(arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:[a-z-]+:)?"
+                                                       r"[A-Za-z][A-Za-z0-9-]{0,254}", value):
+                raise ValueError(f"restore.{label}: an RDS identifier or ARN, got {value!r}")
+
+    @property
+    def point_in_time(self) -> bool:
+        return self.source_identifier is not None
+
+
+# Pulumi property paths of creation-only restore inputs.
+RESTORE_IGNORE_CHANGES = ("snapshotIdentifier", "restoreToPointInTime")
+
+
+def instance_restore(restore: RestoreArgs | None) -> dict[str, Any]:
+    """aws.rds.Instance arguments of a restore (RestoreDBInstanceFromDBSnapshot / ...ToPointInTime)."""
+    if restore is None:
+        return {}
+    if not restore.point_in_time:
+        return {"snapshot_identifier": restore.snapshot_identifier}
+    return {"restore_to_point_in_time": aws.rds.InstanceRestoreToPointInTimeArgs(
+        source_db_instance_identifier=restore.source_identifier,
+        restore_time=restore.restore_time,
+        use_latest_restorable_time=True if restore.restore_time is None else None,
+    )}
+
+
+def cluster_restore(restore: RestoreArgs | None) -> dict[str, Any]:
+    """aws.rds.Cluster arguments of a restore (RestoreDBClusterFromSnapshot / ...ToPointInTime)."""
+    if restore is None:
+        return {}
+    if not restore.point_in_time:
+        return {"snapshot_identifier": restore.snapshot_identifier}
+    return {"restore_to_point_in_time": aws.rds.ClusterRestoreToPointInTimeArgs(
+        source_cluster_identifier=restore.source_identifier,
+        restore_type=restore.restore_type,
+        restore_to_time=restore.restore_time,
+        use_latest_restorable_time=True if restore.restore_time is None else None,
+    )}
+
+
+def parameter_group(
+    name: str,
+    *,
+    physical_name: str,
+    family: str,
+    defaults: Mapping[str, str],
+    overrides: Mapping[str, str],
+    cluster: bool,
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """A DB (or DB cluster) parameter group: ``defaults`` with ``overrides`` on top; its name.
+
+    ``pending-reboot`` is accepted for static and dynamic parameters alike, and a new
+    database starts with every value of its group anyway.
+    """
+    values = {**defaults, **overrides}
+    kind = aws.rds.ClusterParameterGroup if cluster else aws.rds.ParameterGroup
+    arg = aws.rds.ClusterParameterGroupParameterArgs if cluster else aws.rds.ParameterGroupParameterArgs
+    group = kind(
+        name,
+        name=physical_name,
+        family=family,
+        description=f"{family} settings of {physical_name}",
+        parameters=[arg(name=key, value=values[key], apply_method="pending-reboot") for key in sorted(values)],
+        opts=opts,
+    )
+    return group.name
+
+
+def log_retention_days(given: int | None, ephemeral: bool) -> int:
+    return given if given is not None else (EPHEMERAL_LOG_DAYS if ephemeral else DURABLE_LOG_DAYS)
+
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+EPHEMERAL_LOG_DAYS = 14
+DURABLE_LOG_DAYS = 365
+
+
+def check_log_retention(value: int | None, field: str = "log_retention_days") -> None:
+    if value is not None and value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"{field}: one of {', '.join(map(str, LOG_RETENTION_DAYS))}, got {value}")
+
+
+def log_groups(name: str, group_names: Mapping[str, pulumi.Input[str]], *, retention_days: int,
+               opts: pulumi.ResourceOptions) -> list[aws.cloudwatch.LogGroup]:
+    """Log groups that AWS would otherwise create on first write and keep forever after ``down``.
+
+    RDS log exports write to ``/aws/rds/instance|cluster/<id>/<log>`` and Lambda to
+    ``/aws/lambda/<function>``; both use a group that already exists (RDS User Guide
+    "Publishing database logs to Amazon CloudWatch Logs"; Lambda Developer Guide
+    "Working with Amazon CloudWatch Logs"), so creating it first in the stack gives it a
+    retention and lets ``down`` remove it. CloudWatch Logs encrypts them with its own key: a
+    customer-managed key would need a key policy for the logs service principal.
+    """
+    return [
+        aws.cloudwatch.LogGroup(
+            f"{name}-log-{suffix}",
+            name=group,
+            retention_in_days=retention_days,
+            opts=opts,
+        )
+        for suffix, group in group_names.items()
+    ]
+
+
+def rds_log_group_names(kind: str, identifier: str, exports: Sequence[str]) -> dict[str, str]:
+    return {export: f"/aws/rds/{kind}/{identifier}/{export}" for export in exports}
+
+
+def monitoring_role(name: str, role_name: str, *, opts: pulumi.ResourceOptions) -> aws.iam.Role:
+    """The enhanced-monitoring role RDS assumes to publish OS metrics (AmazonRDSEnhancedMonitoringRole)."""
+    role = aws.iam.Role(
+        f"{name}-monitoring-role",
+        name=role_name,
+        description="RDS enhanced monitoring publishes OS metrics to CloudWatch Logs",
+        assume_role_policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}],
+        }),
+        opts=opts,
+    )
+    partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=opts.parent)).partition
+    aws.iam.RolePolicyAttachment(
+        f"{name}-monitoring-role-policy",
+        role=role.name,
+        policy_arn=partition.apply(lambda p: f"arn:{p}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"),
+        opts=opts,
+    )
+    return role
+
+
+def windows(settings: ObservabilityArgs, *, cluster: bool) -> dict[str, Any]:
+    """The backup and maintenance windows: ``backup_window`` / ``maintenance_window`` on
+    aws.rds.Instance, ``preferred_*`` on aws.rds.Cluster (pulumi-aws argument names)."""
+    prefix = "preferred_" if cluster else ""
+    maintenance = settings.maintenance_window.lower() if settings.maintenance_window else None
+    return {f"{prefix}backup_window": settings.backup_window, f"{prefix}maintenance_window": maintenance}
+
+
+def insights(name: str, settings: ObservabilityArgs, *, kms_key_arn: pulumi.Input[str],
+             monitoring_role_name: str, opts: pulumi.ResourceOptions,
+             role: aws.iam.Role | None = None) -> dict[str, Any]:
+    """aws.rds.Instance / ClusterInstance arguments: Performance Insights (under the stack's key)
+    and enhanced monitoring (with its role; pass ``role`` to share one between instances)."""
+    args: dict[str, Any] = {"performance_insights_enabled": settings.performance_insights}
+    if settings.performance_insights:
+        args["performance_insights_kms_key_id"] = kms_key_arn
+        args["performance_insights_retention_period"] = settings.performance_insights_retention_days
+    if settings.monitoring_interval:
+        role = role or monitoring_role(name, monitoring_role_name, opts=opts)
+        args["monitoring_interval"] = settings.monitoring_interval
+        args["monitoring_role_arn"] = role.arn
+    return args
 
 
 def admin_password(name: str, *, opts: pulumi.ResourceOptions,
@@ -51,6 +371,53 @@ def admin_password(name: str, *, opts: pulumi.ResourceOptions,
         min_upper=1, min_lower=1, min_numeric=1,
         opts=opts,
     )
+
+
+@dataclass(frozen=True)
+class MySqlOptions:
+    """What an RDS MySQL instance of this project may be given besides its identity."""
+
+    # None: extended support disabled wherever the major allows it (see check_lifecycle).
+    engine_lifecycle_support: str | None = None
+    parameters: Mapping[str, str] | None = None
+    log_exports: Sequence[str] = ()
+    log_retention_days: int = EPHEMERAL_LOG_DAYS
+    observability: ObservabilityArgs | None = None
+    restore: RestoreArgs | None = None
+    # Parameters under the user's overrides (e.g. binlog_format=ROW for a DMS source).
+    parameter_defaults: Mapping[str, str] | None = None
+
+
+# TLS at the database: connections without it are refused (RDS for MySQL User Guide, "Requiring
+# SSL/TLS for all connections to a MySQL DB instance": require_secure_transport).
+MYSQL_TLS_PARAMETERS = {"require_secure_transport": "ON"}
+MYSQL_LOG_EXPORTS = ("audit", "error", "general", "slowquery", "iam-db-auth-error")
+
+
+def mysql_settings(name: str, *, identifier: str, engine_version: str, options: MySqlOptions,
+                   kms_key_arn: pulumi.Input[str], parameter_group_name: str, monitoring_role_name: str,
+                   opts: pulumi.ResourceOptions) -> tuple[dict[str, Any], list[pulumi.Resource]]:
+    """aws.rds.Instance arguments shared by every RDS MySQL of the project, and what the instance
+    must wait for (its log groups): parameter group, lifecycle, log exports, insights, restore."""
+    major = mysql_major(engine_version)
+    group = parameter_group(
+        f"{name}-parameters", physical_name=parameter_group_name, family=mysql_family(major),
+        defaults={**MYSQL_TLS_PARAMETERS, **(options.parameter_defaults or {})},
+        overrides=options.parameters or {}, cluster=False, opts=opts,
+    )
+    groups = log_groups(name, rds_log_group_names("instance", identifier, options.log_exports),
+                        retention_days=options.log_retention_days, opts=opts)
+    settings = options.observability or ObservabilityArgs()
+    args = {
+        "parameter_group_name": group,
+        "engine_lifecycle_support": check_lifecycle(options.engine_lifecycle_support, major,
+                                                    MYSQL_PAST_STANDARD_SUPPORT),
+        "enabled_cloudwatch_logs_exports": list(options.log_exports) or None,
+        **windows(settings, cluster=False),
+        **insights(name, settings, kms_key_arn=kms_key_arn, monitoring_role_name=monitoring_role_name, opts=opts),
+        **instance_restore(options.restore),
+    }
+    return args, list(groups)
 
 
 def encrypted_mysql(
@@ -70,6 +437,9 @@ def encrypted_mysql(
     ephemeral: bool,
     backup_retention_days: int,
     opts: pulumi.ResourceOptions,
+    parameter_group_name: str,
+    monitoring_role_name: str,
+    options: MySqlOptions | None = None,
     **extra: Any,
 ) -> aws.rds.Instance:
     """A private, KMS-encrypted, IAM-auth RDS MySQL instance.
@@ -79,6 +449,11 @@ def encrypted_mysql(
     protection and a final snapshot.
     """
     managed = password is None
+    options = options or MySqlOptions()
+    settings, waits_for = mysql_settings(
+        name, identifier=identifier, engine_version=engine_version, options=options, kms_key_arn=kms_key_arn,
+        parameter_group_name=parameter_group_name, monitoring_role_name=monitoring_role_name, opts=opts)
+    restored = options.restore is not None
     return aws.rds.Instance(
         name,
         identifier=identifier,
@@ -87,8 +462,9 @@ def encrypted_mysql(
         instance_class=instance_class,
         allocated_storage=allocated_storage,
         storage_type="gp3",
-        db_name=db_name,
-        username=username,
+        # A restore takes the database and user from its snapshot / source.
+        db_name=None if restored else db_name,
+        username=None if restored else username,
         manage_master_user_password=True if managed else None,
         master_user_secret_kms_key_id=kms_key_arn if managed else None,
         password=password,
@@ -105,6 +481,26 @@ def encrypted_mysql(
         skip_final_snapshot=ephemeral,
         final_snapshot_identifier=None if ephemeral else final_snapshot_identifier,
         apply_immediately=ephemeral,
-        opts=opts,
+        **settings,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            depends_on=waits_for, ignore_changes=list(RESTORE_IGNORE_CHANGES) if restored else None)),
         **extra,
     )
+
+
+def propagation_wait(name: str, *, after: Sequence[pulumi.Resource], triggers: Mapping[str, pulumi.Input[str]],
+                     seconds: int, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+    """A pause after new IAM roles/policies, before a service that assumes them is asked to.
+
+    IAM is eventually consistent, and ``depends_on`` only orders API calls: DMS refuses a subnet
+    group or endpoint whose role it cannot assume yet ("dms-vpc-role is not configured properly",
+    hashicorp/terraform-provider-aws#11025 and #32824). A ``time.Sleep`` resource waits on the engine
+    at creation (and again when ``triggers`` change), as terraform-aws-modules/dms does with
+    ``time_sleep.wait_for_dependency_resources``. Returns what dependants should depend on.
+    """
+    if seconds <= 0:
+        return list(after)
+    import pulumiverse_time as time
+
+    return [time.Sleep(f"{name}-iam-propagation", create_duration=f"{seconds}s", triggers=triggers,
+                       opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(after))))]

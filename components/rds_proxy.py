@@ -32,8 +32,7 @@ that selects this recipe creates one: reap stale branch stacks.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
@@ -48,12 +47,35 @@ from components.packaging import (
     build_function_archive,
     function_dir,
 )
-from components.parts import MYSQL_ENGINE, MYSQL_PORT, admin_password, customer_key, encrypted_mysql
+from components.parts import (
+    EPHEMERAL_LOG_DAYS,
+    MYSQL_DEFAULT_VERSION,
+    MYSQL_ENGINE,
+    MYSQL_LOG_EXPORTS,
+    MYSQL_MAJORS,
+    MYSQL_PAST_STANDARD_SUPPORT,
+    MYSQL_PORT,
+    MySqlOptions,
+    ObservabilityArgs,
+    RestoreArgs,
+    admin_password,
+    check_kms_key_ref,
+    check_lifecycle,
+    check_parameters,
+    customer_key,
+    encrypted_mysql,
+    log_groups,
+    mysql_major,
+)
 
 ENGINE = MYSQL_ENGINE
 ENGINE_FAMILY = "MYSQL"
 PORT = MYSQL_PORT
-SUPPORTED_MAJORS = ("8.0", "8.4")
+SUPPORTED_MAJORS = MYSQL_MAJORS
+AUTH_SCHEMES = ("NONE", "IAM_AUTH")
+# The only filter RDS Proxy knows (MySQL family): SET statements no longer pin a session.
+PINNING_FILTERS = ("EXCLUDE_VARIABLE_SETS",)
+DEFAULT_MYSQL_LOG_EXPORTS = ("error", "iam-db-auth-error")
 FUNCTION_NAME = "proxy_client"
 PROXY_QUOTA_PER_REGION = 20
 QUOTA_NOTE = (
@@ -64,8 +86,28 @@ LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExec
 
 
 @dataclass(frozen=True)
+class ProxyUserArgs:
+    """A further database user the proxy logs in as: its own secret (given, or generated here;
+    then create the user in MySQL with the secret's password) and, with IAM_AUTH, its IAM grant."""
+
+    username: str
+    # An existing secret with username and password; None: a secret with a generated password.
+    secret_arn: str | None = None
+    # The customer-managed key of that existing secret, if it has one.
+    secret_kms_key_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("username", self.username, 32)
+        if self.secret_arn is not None and ":secretsmanager:" not in self.secret_arn:
+            raise ValueError(f"secret_arn: a Secrets Manager secret ARN, got {self.secret_arn!r}")
+        check_kms_key_ref(self.secret_kms_key_arn, "secret_kms_key_arn")
+
+
+@dataclass(frozen=True)
 class RdsProxyArgs:
-    engine_version: str = "8.0"
+    engine_version: str = MYSQL_DEFAULT_VERSION
+    # None: open-source-rds-extended-support-disabled where the major allows it.
+    engine_lifecycle_support: str | None = None
     instance_class: str = "db.t4g.micro"
     allocated_storage: int = 20
     database_name: str = "app"
@@ -85,13 +127,43 @@ class RdsProxyArgs:
     lambda_memory: int = 256
     # None: 1 day for ephemeral stacks, 7 for durable ones.
     backup_retention_days: int | None = None
+    # DB parameter overrides on top of require_secure_transport=ON.
+    parameters: dict[str, str] | None = None
+    log_exports: tuple[str, ...] = DEFAULT_MYSQL_LOG_EXPORTS
+    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
+    # Create the instance from a snapshot or a point in time of another instance.
+    restore: RestoreArgs | None = None
+    # Users besides the master user, one secret each.
+    users: tuple[ProxyUserArgs, ...] = ()
+    # NONE: clients use IAM, the proxy logs in with the secrets. IAM_AUTH: end-to-end IAM, no
+    # secrets; the proxy itself connects with IAM as each of ``users`` (not the master user).
+    default_auth_scheme: str = "NONE"
+    session_pinning_filters: tuple[str, ...] = ()
+    # SQL the proxy runs on each new database connection, e.g. "SET time_zone = '+00:00'".
+    init_query: str | None = None
 
     def __post_init__(self) -> None:
-        if not any(self.engine_version == m or self.engine_version.startswith(m + ".") for m in SUPPORTED_MAJORS):
-            raise ValueError(
-                f"engine_version: RDS Proxy here fronts MySQL {' or '.join(SUPPORTED_MAJORS)} "
-                f"(e.g. '8.0' or '8.0.40'), got {self.engine_version!r}"
-            )
+        major = mysql_major(self.engine_version)
+        check_lifecycle(self.engine_lifecycle_support, major, MYSQL_PAST_STANDARD_SUPPORT)
+        check_parameters(self.parameters or {})
+        bad = sorted(set(self.log_exports) - set(MYSQL_LOG_EXPORTS))
+        if bad:
+            raise ValueError(f"log_exports: unknown log {bad[0]!r} (allowed: {', '.join(MYSQL_LOG_EXPORTS)})")
+        if self.default_auth_scheme not in AUTH_SCHEMES:
+            raise ValueError(f"default_auth_scheme: {self.default_auth_scheme!r} is not allowed "
+                             f"(allowed: {', '.join(AUTH_SCHEMES)})")
+        if self.default_auth_scheme == "IAM_AUTH" and not self.users:
+            raise ValueError("default_auth_scheme: IAM_AUTH needs at least one entry in users (database users "
+                             "created WITH AWSAuthenticationPlugin); the master user cannot use IAM")
+        names = [self.master_username, *(u.username for u in self.users)]
+        if len(set(names)) != len(names):
+            raise ValueError("users: each username once, and not the master_username")
+        bad = sorted(set(self.session_pinning_filters) - set(PINNING_FILTERS))
+        if bad:
+            raise ValueError(f"session_pinning_filters: {bad[0]!r} is not allowed "
+                             f"(allowed: {', '.join(PINNING_FILTERS)})")
+        if self.init_query is not None and not self.init_query.strip():
+            raise ValueError("init_query: empty; leave it unset instead")
         if not self.instance_class.startswith("db."):
             raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {self.instance_class!r}")
         if not 20 <= self.allocated_storage <= 65536:
@@ -125,8 +197,7 @@ def check_identifier(field: str, value: str, max_len: int) -> None:
 
 
 def check_kms_key_arn(value: str | None) -> None:
-    if value is not None and not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", value):
-        raise ValueError(f"kms_key_arn: a KMS key ARN like arn:aws:kms:<region>:<account>:key/<id>, got {value!r}")
+    check_kms_key_ref(value, "kms_key_arn")
 
 
 def assume_role_policy(service: str) -> str:
@@ -178,10 +249,12 @@ class MySqlProxy(pulumi.ComponentResource):
         vpc_id: pulumi.Input[str],
         subnet_ids: pulumi.Input[Any],
         archive: BuiltArchive | None = None,
+        log_retention_days: int = EPHEMERAL_LOG_DAYS,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("db-recipes:proxy:MySqlProxy", name, None, opts)
         self._name = name
+        self._log_days = log_retention_days
         self._child = pulumi.ResourceOptions(parent=self)
         self._namer = namer
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -195,21 +268,32 @@ class MySqlProxy(pulumi.ComponentResource):
         db_sg, proxy_sg, lambda_sg = self._security_groups(args, vpc_id, instance_id)
         instance, password = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg)
         secret_arn = self._credentials_secret(args, ephemeral, instance, password, kms_key_arn)
-        proxy_role = self._proxy_role(secret_arn, kms_key_arn, region)
+        user_secrets = [self._user_secret(user, ephemeral, instance, kms_key_arn) for user in args.users]
+        end_to_end_iam = args.default_auth_scheme == "IAM_AUTH"
+        secrets = [] if end_to_end_iam else [(args.master_username, secret_arn), *user_secrets]
+        keys = [kms_key_arn, *(u.secret_kms_key_arn for u in args.users if u.secret_kms_key_arn)]
+        proxy_role = self._proxy_role([arn for _, arn in secrets], keys, region, account,
+                                      instance.resource_id if end_to_end_iam else None,
+                                      [u.username for u in args.users])
         self.proxy = aws.rds.Proxy(
             f"{name}-proxy",
             name=namer.rds_proxy("proxy"),
             engine_family=ENGINE_FAMILY,
+            # IAM_AUTH: end-to-end IAM, the proxy needs no secrets ("auths: Required when
+            # default_auth_scheme is NONE or unspecified", pulumi-aws rds.Proxy; RDS Proxy User
+            # Guide, "End-to-end IAM authentication").
+            default_auth_scheme=args.default_auth_scheme,
             auths=[
                 aws.rds.ProxyAuthArgs(
                     auth_scheme="SECRETS",
-                    secret_arn=secret_arn,
+                    secret_arn=arn,
                     iam_auth="REQUIRED",
                     # RDS's default for MySQL; stated so that no later default change shows as a diff.
                     client_password_auth_type="MYSQL_CACHING_SHA2_PASSWORD",
-                    description=f"{args.master_username}: IAM token from clients, secret to MySQL",
+                    description=f"{user}: IAM token from clients, secret to MySQL",
                 )
-            ],
+                for user, arn in secrets
+            ] or None,
             require_tls=True,
             idle_client_timeout=args.idle_client_timeout,
             role_arn=proxy_role.arn,
@@ -225,6 +309,8 @@ class MySqlProxy(pulumi.ComponentResource):
                 max_connections_percent=args.max_connections_percent,
                 max_idle_connections_percent=args.max_idle_connections_percent,
                 connection_borrow_timeout=args.connection_borrow_timeout,
+                session_pinning_filters=list(args.session_pinning_filters) or None,
+                init_query=args.init_query,
             ),
             opts=self._child,
         )
@@ -236,7 +322,8 @@ class MySqlProxy(pulumi.ComponentResource):
             opts=self._child,
         )
 
-        self.db_user = args.master_username
+        # The function's database user: with end-to-end IAM the proxy can log in as IAM users only.
+        self.db_user = args.users[0].username if end_to_end_iam else args.master_username
         self.proxy_resource_id = self.proxy.arn.apply(lambda arn: arn.rsplit(":", 1)[-1])
         self.function = self._function(args, archive, region, account, subnet_ids, lambda_sg)
 
@@ -336,6 +423,13 @@ class MySqlProxy(pulumi.ComponentResource):
             security_group_ids=[db_sg.id],
             ephemeral=ephemeral,
             backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
+            parameter_group_name=self._namer.rds("proxy", "mysql", "params"),
+            monitoring_role_name=self._namer.iam_role("proxy", "monitoring"),
+            options=MySqlOptions(
+                engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
+                log_exports=args.log_exports, log_retention_days=self._log_days,
+                observability=args.observability, restore=args.restore,
+            ),
             opts=self._child,
         )
         return instance, password
@@ -373,8 +467,33 @@ class MySqlProxy(pulumi.ComponentResource):
         )
         return secret.arn
 
+    def _user_secret(self, user: ProxyUserArgs, ephemeral: bool, instance: aws.rds.Instance,
+                     kms_key_arn: pulumi.Output[str]) -> tuple[str, pulumi.Output[str]]:
+        if user.secret_arn is not None:
+            return user.username, pulumi.Output.from_input(user.secret_arn)
+        password = admin_password(f"{self._name}-user-{user.username}-password", opts=self._child)
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-user-{user.username}",
+            name=self._namer.secret("proxy", "user", user.username),
+            description=f"MySQL user {user.username} that the RDS Proxy logs in as (create it with this password)",
+            kms_key_id=kms_key_arn,
+            recovery_window_in_days=0 if ephemeral else 30,
+            opts=self._child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-user-{user.username}-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(pulumi.Output.json_dumps({
+                "engine": ENGINE, "host": instance.address, "port": PORT,
+                "username": user.username, "password": password.result,
+            })),
+            opts=self._child,
+        )
+        return user.username, secret.arn
+
     def _proxy_role(
-        self, secret_arn: pulumi.Output[str], kms_key_arn: pulumi.Output[str], region: pulumi.Output[str]
+        self, secret_arns: list[pulumi.Output[str]], kms_key_arns: list[Any], region: pulumi.Output[str],
+        account: pulumi.Output[str], iam_resource_id: pulumi.Output[str] | None, iam_users: list[str],
     ) -> aws.iam.Role:
         role = aws.iam.Role(
             f"{self._name}-proxy-role",
@@ -383,9 +502,13 @@ class MySqlProxy(pulumi.ComponentResource):
             assume_role_policy=assume_role_policy("rds.amazonaws.com"),
             opts=self._child,
         )
-        policy = pulumi.Output.all(secret_arn, kms_key_arn, region).apply(
-            lambda values: json.dumps(proxy_role_policy(*values))
-        )
+        policy = pulumi.Output.all(
+            pulumi.Output.all(*secret_arns), pulumi.Output.all(*kms_key_arns), region, account,
+            iam_resource_id if iam_resource_id is not None else "",
+        ).apply(lambda v: json.dumps(proxy_role_policy(
+            list(v[0]), list(v[1]), v[2],
+            [f"arn:aws:rds-db:{v[2]}:{v[3]}:dbuser:{v[4]}/{user}" for user in iam_users] if v[4] else [],
+        )))
         aws.iam.RolePolicy(f"{self._name}-proxy-role-policy", role=role.id, policy=policy, opts=self._child)
         return role
 
@@ -413,9 +536,12 @@ class MySqlProxy(pulumi.ComponentResource):
             })
         )
         policy = aws.iam.RolePolicy(f"{self._name}-lambda-connect", role=role.id, policy=connect, opts=self._child)
+        function_name = self._namer.lambda_function("proxy", "client")
+        logs = log_groups(self._name, {"function": f"/aws/lambda/{function_name}"},
+                          retention_days=self._log_days, opts=self._child)
         return aws.lambda_.Function(
             f"{self._name}-client",
-            name=self._namer.lambda_function("proxy", "client"),
+            name=function_name,
             description="Connects through the RDS Proxy with an IAM token over TLS and runs a query",
             runtime=LAMBDA_RUNTIME,
             architectures=[LAMBDA_ARCHITECTURE],
@@ -434,8 +560,8 @@ class MySqlProxy(pulumi.ComponentResource):
                 # AWS_REGION is reserved (Lambda sets it); this names the region the token is signed for.
                 "DB_REGION": region,
             }),
-            # The role's policy must exist before the function can use it.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, vpc_access]),
+            # The role's policy must exist before the function can use it; its log group before it logs.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, vpc_access, *logs]),
         )
 
     def outputs(self) -> dict[str, Any]:
@@ -467,23 +593,28 @@ def managed_secret_arn(secrets: Any) -> str:
     return first["secret_arn"] if isinstance(first, dict) else first.secret_arn
 
 
-def proxy_role_policy(secret_arn: str, kms_key_arn: str, region: str) -> dict[str, Any]:
-    """Read one secret, and decrypt with the recipe's key only on Secrets Manager's behalf."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+def proxy_role_policy(secret_arns: list[str], kms_key_arns: list[str], region: str,
+                      db_user_arns: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Read the proxy's secrets and decrypt them only on Secrets Manager's behalf; with end-to-end
+    IAM, ``rds-db:connect`` as each IAM database user instead (RDS Proxy User Guide)."""
+    statements: list[dict[str, Any]] = []
+    if secret_arns:
+        statements += [
             {
-                "Sid": "ReadCredentialsSecret",
+                "Sid": "ReadCredentialsSecrets",
                 "Effect": "Allow",
                 "Action": "secretsmanager:GetSecretValue",
-                "Resource": secret_arn,
+                "Resource": secret_arns[0] if len(secret_arns) == 1 else sorted(secret_arns),
             },
             {
                 "Sid": "DecryptViaSecretsManager",
                 "Effect": "Allow",
                 "Action": "kms:Decrypt",
-                "Resource": kms_key_arn,
+                "Resource": kms_key_arns[0] if len(kms_key_arns) == 1 else sorted(set(kms_key_arns)),
                 "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
             },
-        ],
-    }
+        ]
+    if db_user_arns:
+        statements.append({"Sid": "ConnectAsIamUsers", "Effect": "Allow", "Action": "rds-db:connect",
+                           "Resource": sorted(db_user_arns)})
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -24,6 +24,7 @@ from components.dynamodb_autoscaling import DynamoDbAutoscaling, DynamoDbAutosca
 from components.encrypted_restore import DemoMySqlSource, DemoSourceArgs, EncryptedRestore, EncryptExistingArgs
 from components.iam_auth import IamAuthArgs, IamDatabaseAuth
 from components.network import Network, NetworkArgs
+from components.parts import check_log_retention, log_retention_days
 from components.rds_proxy import MySqlProxy, RdsProxyArgs
 from components.secret_rotation import RotatedSecret, SecretRotationArgs
 
@@ -65,7 +66,7 @@ RECIPES: dict[str, Recipe] = {
 RECIPE_NAMES: tuple[str, ...] = tuple(RECIPES)
 
 # Keys of the ``db-recipes`` namespace that are not recipe objects.
-GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network")
+GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network", "log-retention-days")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class StackConfig:
     branch: str | None = None
     network: NetworkArgs = field(default_factory=NetworkArgs)
     recipe_args: Mapping[str, Any] = field(default_factory=dict)
+    # Days the stack's CloudWatch log groups keep their logs; None: 14 (ephemeral) or 365 (durable).
+    log_retention_days: int | None = None
 
     def args(self, recipe: str) -> Any:
         return self.recipe_args[recipe]
@@ -139,6 +142,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
             naming.validate_branch(str(branch))
         except naming.InvalidName as err:
             raise ConfigError(f"{NAMESPACE}:branch: {err}") from None
+    retention = from_mapping(_Retention, {"value": values.get("log-retention-days")},
+                             f"{NAMESPACE}:log-retention-days").value
     return StackConfig(
         stack=naming.validate_stack_name(stack),
         region=region or DEFAULT_REGION,
@@ -147,12 +152,24 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
         branch=branch,
         network=from_mapping(NetworkArgs, values.get("network"), f"{NAMESPACE}:network"),
         recipe_args=recipe_args,
+        log_retention_days=retention,
     )
 
 
 @dataclass(frozen=True)
 class _Flag:
     value: bool
+
+
+@dataclass(frozen=True)
+class _Retention:
+    value: int | None
+
+    def __post_init__(self) -> None:
+        try:
+            check_log_retention(self.value, "value")
+        except ValueError as err:
+            raise ValueError(str(err).removeprefix("value: ")) from None
 
 
 def _decode(value: Any) -> Any:
@@ -340,6 +357,11 @@ def _placement(ctx: _Build) -> dict[str, Any]:
             "subnet_ids": ctx.network.private_subnet_ids}
 
 
+def _logs(ctx: _Build) -> dict[str, Any]:
+    """How long the recipe's CloudWatch log groups keep logs (they are the stack's, removed by down)."""
+    return {"log_retention_days": log_retention_days(ctx.config.log_retention_days, ctx.config.ephemeral)}
+
+
 def _client_sgs(ctx: _Build, extra: tuple[str, ...]) -> list[Any]:
     assert ctx.network is not None
     return [ctx.network.app_security_group_id, *extra]
@@ -352,6 +374,7 @@ def _build_aurora(ctx: _Build, args: AuroraServerlessArgs) -> dict[str, Any]:
         args,
         **_placement(ctx),
         client_security_group_ids=_client_sgs(ctx, args.allowed_security_group_ids),
+        **_logs(ctx),
         opts=ctx.opts,
     )
     ctx.built["aurora-serverless"] = aurora
@@ -435,6 +458,7 @@ def _build_dms(ctx: _Build, args: DmsMigrationArgs) -> dict[str, Any]:
         # A replication instance in a private subnet fetches endpoint secrets through the
         # Secrets Manager interface endpoint, which admits the app tier.
         member_security_group_ids=[ctx.network.app_security_group_id],
+        **_logs(ctx),
         opts=ctx.opts,
     )
     if source_group is not None:
@@ -470,6 +494,7 @@ def _build_rds_proxy(ctx: _Build, args: RdsProxyArgs) -> dict[str, Any]:
         "rds-proxy",
         args,
         **_placement(ctx),
+        **_logs(ctx),
         opts=ctx.opts,
     )
     ctx.built["rds-proxy"] = proxy
@@ -484,6 +509,7 @@ def _build_secret_rotation(ctx: _Build, args: SecretRotationArgs) -> dict[str, A
         **_placement(ctx),
         app_security_group_id=ctx.network.app_security_group_id,
         endpoint_dependencies=[ctx.network],
+        **_logs(ctx),
         opts=ctx.opts,
     )
     ctx.built["secret-rotation"] = rotated

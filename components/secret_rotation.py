@@ -14,23 +14,32 @@ Two ways, chosen with ``managed``:
   when other tools read the secret's JSON, or when you rotate users other than the
   master user with the same function.
 * ``managed: true``: RDS keeps the master password in Secrets Manager itself
-  (``manage_master_user_password``) and rotates it on its own schedule (every 7
-  days by default), with no function, network path or IAM to maintain. Choose this
+  (``manage_master_user_password``) and rotates it, with no function, network path or
+  IAM to maintain. RDS's own schedule is 7 days; a ``SecretRotation`` on the managed
+  secret (no function) sets it to ``rotation_days`` (30), as terraform-aws-modules/rds
+  does with ``manage_master_user_password_rotation`` ("Managed rotation" in the Secrets
+  Manager User Guide: RotateSecret on a managed secret takes only the schedule). Choose this
   whenever the master password is all you need rotated. Trade-offs: an instance
   whose master password is RDS-managed cannot be the source of a read replica
   (see 4.4), the schedule is RDS's, and the secret holds only username and
   password (clients find host and port elsewhere).
 
-Network: the function runs in the network's app tier security group, the one the
-Secrets Manager endpoint admits HTTPS from; the database admits MySQL from the
-app tier (and ``allowed_security_group_ids``) only.
+Network: the function has a security group of its own, the only one (besides
+``allowed_security_group_ids``) the database admits MySQL from, and the only MySQL
+egress it has leads to the database. It is also a member of the app tier, the group
+the Secrets Manager endpoint admits HTTPS from; the app tier itself no longer
+reaches the database.
+
+TLS: the function connects with ``verify-full``; the RDS CA bundle is shipped in its
+archive (``global-bundle.pem``, downloaded once into the build cache, or the local
+file named by ``ca_bundle`` for air-gapped builds).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -39,22 +48,35 @@ import pulumi_random as random
 
 from components.naming import Namer
 from components.packaging import (
+    CA_BUNDLE_NAME,
     LAMBDA_ARCHITECTURE,
     LAMBDA_RUNTIME,
     BuiltArchive,
     build_function_archive,
     function_dir,
+    missing_ca_bundle,
+    rds_ca_bundle,
 )
 from components.parts import (
     ADMIN_PASSWORD_LENGTH,
+    EPHEMERAL_LOG_DAYS,
+    MYSQL_DEFAULT_VERSION,
     MYSQL_ENGINE,
+    MYSQL_PAST_STANDARD_SUPPORT,
     MYSQL_PORT,
+    MySqlOptions,
+    ObservabilityArgs,
     admin_password,
+    check_lifecycle,
+    check_parameters,
     customer_key,
     encrypted_mysql,
+    log_groups,
+    mysql_major,
 )
 from components.rds_proxy import (
-    SUPPORTED_MAJORS,
+    DEFAULT_MYSQL_LOG_EXPORTS,
+    MYSQL_LOG_EXPORTS,
     check_identifier,
     check_kms_key_arn,
     lambda_role,
@@ -66,7 +88,6 @@ PORT = MYSQL_PORT
 FUNCTION_NAME = "rotation"
 DEFAULT_ROTATION_DAYS = 30
 ROTATION_DAYS_RANGE = (1, 1000)
-RDS_MANAGED_ROTATION_DAYS = 7
 INITIAL_PASSWORD_LENGTH = ADMIN_PASSWORD_LENGTH
 # Unsafe in connection strings and SQL literals; the function passes them to GetRandomPassword.
 EXCLUDE_CHARACTERS = "/@\"'\\ "
@@ -77,13 +98,15 @@ PASSWORD_LENGTH_RANGE = (16, 128)
 class SecretRotationArgs:
     # true: RDS-managed master password, rotated by RDS; no function.
     managed: bool = False
-    # Days between rotations (1..1000); None: 30. Not for managed: RDS keeps its own schedule.
+    # Days between rotations (1..1000); None: 30. In both modes (managed: the RDS-managed secret's schedule).
     rotation_days: int | None = None
     # Rotate once right after creation: proves the set-up works and retires the generated password.
     rotate_immediately: bool = True
     # Length of the passwords the function generates.
     password_length: int = INITIAL_PASSWORD_LENGTH
-    engine_version: str = "8.0"
+    engine_version: str = MYSQL_DEFAULT_VERSION
+    # None: open-source-rds-extended-support-disabled where the major allows it.
+    engine_lifecycle_support: str | None = None
     instance_class: str = "db.t4g.micro"
     allocated_storage: int = 20
     database_name: str = "app"
@@ -96,24 +119,27 @@ class SecretRotationArgs:
     lambda_memory: int = 256
     # None: 1 day for ephemeral stacks, 7 for durable ones.
     backup_retention_days: int | None = None
+    # DB parameter overrides on top of require_secure_transport=ON.
+    parameters: dict[str, str] | None = None
+    log_exports: tuple[str, ...] = DEFAULT_MYSQL_LOG_EXPORTS
+    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
+    # A local RDS CA bundle (PEM) to ship in the function; None: download it once into the build cache.
+    ca_bundle: str | None = None
 
     def __post_init__(self) -> None:
         low, high = ROTATION_DAYS_RANGE
-        if self.rotation_days is not None:
-            if self.managed:
-                raise ValueError(
-                    f"rotation_days: with managed: true RDS rotates on its own schedule "
-                    f"({RDS_MANAGED_ROTATION_DAYS} days); remove rotation_days or set managed: false"
-                )
-            if not low <= self.rotation_days <= high:
-                raise ValueError(f"rotation_days: must be {low}..{high}, got {self.rotation_days}")
+        if self.rotation_days is not None and not low <= self.rotation_days <= high:
+            raise ValueError(f"rotation_days: must be {low}..{high}, got {self.rotation_days}")
+        check_lifecycle(self.engine_lifecycle_support, mysql_major(self.engine_version), MYSQL_PAST_STANDARD_SUPPORT)
+        check_parameters(self.parameters or {})
+        bad = sorted(set(self.log_exports) - set(MYSQL_LOG_EXPORTS))
+        if bad:
+            raise ValueError(f"log_exports: unknown log {bad[0]!r} (allowed: {', '.join(MYSQL_LOG_EXPORTS)})")
+        if self.ca_bundle is not None and self.managed:
+            raise ValueError("ca_bundle: managed rotation runs no function; remove ca_bundle or set managed: false")
         low, high = PASSWORD_LENGTH_RANGE
         if not low <= self.password_length <= high:
             raise ValueError(f"password_length: must be {low}..{high}, got {self.password_length}")
-        if not any(self.engine_version == m or self.engine_version.startswith(m + ".") for m in SUPPORTED_MAJORS):
-            raise ValueError(
-                f"engine_version: MySQL {' or '.join(SUPPORTED_MAJORS)} (e.g. '8.0'), got {self.engine_version!r}"
-            )
         if not self.instance_class.startswith("db."):
             raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {self.instance_class!r}")
         if not 20 <= self.allocated_storage <= 65536:
@@ -130,8 +156,6 @@ class SecretRotationArgs:
 
     @property
     def days(self) -> int:
-        if self.managed:
-            return RDS_MANAGED_ROTATION_DAYS
         return self.rotation_days or DEFAULT_ROTATION_DAYS
 
 
@@ -150,12 +174,14 @@ class RotatedSecret(pulumi.ComponentResource):
         app_security_group_id: pulumi.Input[str],
         archive: BuiltArchive | None = None,
         endpoint_dependencies: Sequence[pulumi.Resource] = (),
+        log_retention_days: int = EPHEMERAL_LOG_DAYS,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``endpoint_dependencies``: what must exist before the first rotation runs (the network
         with its Secrets Manager endpoint), since ``rotate_immediately`` invokes the function."""
         super().__init__("db-recipes:rotation:RotatedSecret", name, None, opts)
         self._name = name
+        self._log_days = log_retention_days
         self._child = pulumi.ResourceOptions(parent=self)
         self._namer = namer
         instance_id = namer.rds("rotation", "mysql")
@@ -163,7 +189,23 @@ class RotatedSecret(pulumi.ComponentResource):
         kms_key_arn = customer_key(
             name, args.kms_key_arn, alias=namer.kms_alias("rotation"), ephemeral=ephemeral,
             description=f"RDS MySQL {instance_id}: storage and admin secret", opts=self._child)
-        db_sg = self._db_security_group(args, vpc_id, app_security_group_id, instance_id)
+        function_sg = None if args.managed else aws.ec2.SecurityGroup(
+            f"{name}-function-sg",
+            name=namer.security_group("rotation", "function"),
+            description=f"Rotation function of {instance_id}: MySQL to that database only",
+            vpc_id=vpc_id,
+            opts=self._child,
+        )
+        db_sg = self._db_security_group(args, vpc_id, function_sg, instance_id)
+        if function_sg is not None:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-function-to-db",
+                security_group_id=function_sg.id,
+                referenced_security_group_id=db_sg.id,
+                ip_protocol="tcp", from_port=PORT, to_port=PORT,
+                description="MySQL to the database it rotates",
+                opts=self._child,
+            )
         password = None if args.managed else admin_password(
             f"{name}-initial-password", length=INITIAL_PASSWORD_LENGTH, opts=self._child)
         self.instance = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg, password)
@@ -173,12 +215,21 @@ class RotatedSecret(pulumi.ComponentResource):
         self.rotation: aws.secretsmanager.SecretRotation | None = None
         if password is None:
             self.secret_arn: pulumi.Output[str] = self.instance.master_user_secrets.apply(managed_secret_arn)
+            # No function: Secrets Manager rotates an RDS-managed secret itself; only the schedule is ours.
+            self.rotation = aws.secretsmanager.SecretRotation(
+                f"{name}-rotation",
+                secret_id=self.secret_arn,
+                rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=args.days),
+                rotate_immediately=args.rotate_immediately,
+                opts=self._child,
+            )
         else:
             secret, version = self._secret(args, ephemeral, kms_key_arn, password)
             self.secret_arn = secret.arn
             region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+            assert function_sg is not None
             self.function = self._function(args, archive, secret, kms_key_arn, region, subnet_ids,
-                                           app_security_group_id)
+                                           [function_sg.id, app_security_group_id])
             permission = aws.lambda_.Permission(
                 f"{name}-invoke-permission",
                 action="lambda:InvokeFunction",
@@ -210,6 +261,7 @@ class RotatedSecret(pulumi.ComponentResource):
         self.master_username = args.master_username
         self.kms_key_arn = kms_key_arn
         self.security_group_id = db_sg.id
+        self.function_security_group_id = function_sg.id if function_sg is not None else None
         self.register_outputs(self.outputs())
 
     # ------------------------------------------------------------- pieces
@@ -218,10 +270,12 @@ class RotatedSecret(pulumi.ComponentResource):
         self,
         args: SecretRotationArgs,
         vpc_id: pulumi.Input[str],
-        app_security_group_id: pulumi.Input[str],
+        function_sg: aws.ec2.SecurityGroup | None,
         instance_id: str,
     ) -> aws.ec2.SecurityGroup:
-        sources = [("app", app_security_group_id, "MySQL from the app tier (clients, rotation function)")]
+        sources: list[tuple[str, pulumi.Input[str], str]] = []
+        if function_sg is not None:
+            sources.append(("function", function_sg.id, "MySQL from the rotation function only"))
         sources += [(f"allowed-{i}", sg, "MySQL from an allowed client group")
                     for i, sg in enumerate(args.allowed_security_group_ids)]
         return aws.ec2.SecurityGroup(
@@ -235,6 +289,8 @@ class RotatedSecret(pulumi.ComponentResource):
                 )
                 for _, source, text in sources
             ],
+            # No egress: a database opens no connections (inline, so the default allow-all goes).
+            egress=[],
             opts=self._child,
         )
 
@@ -270,6 +326,12 @@ class RotatedSecret(pulumi.ComponentResource):
             security_group_ids=[db_sg.id],
             ephemeral=ephemeral,
             backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
+            parameter_group_name=self._namer.rds("rotation", "mysql", "params"),
+            monitoring_role_name=self._namer.iam_role("rotation", "monitoring"),
+            options=MySqlOptions(
+                engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
+                log_exports=args.log_exports, log_retention_days=self._log_days, observability=args.observability,
+            ),
             opts=self._child,
         )
 
@@ -313,18 +375,21 @@ class RotatedSecret(pulumi.ComponentResource):
         kms_key_arn: pulumi.Output[str],
         region: pulumi.Output[str],
         subnet_ids: pulumi.Input[Any],
-        app_security_group_id: pulumi.Input[str],
+        security_group_ids: list[pulumi.Input[str]],
     ) -> aws.lambda_.Function:
-        archive = archive or build_function_archive(function_dir(FUNCTION_NAME))
+        archive = archive or rotation_archive(args.ca_bundle)
         role, vpc_access = lambda_role(f"{self._name}-lambda-role", self._namer.iam_role("rotation", "function"),
                            "Secret rotation function: one secret, its KMS key via Secrets Manager", self._child)
         document = pulumi.Output.all(secret.arn, kms_key_arn, region).apply(
             lambda values: json.dumps(rotation_role_policy(*values))
         )
         policy = aws.iam.RolePolicy(f"{self._name}-lambda-policy", role=role.id, policy=document, opts=self._child)
+        function_name = self._namer.lambda_function("rotation")
+        logs = log_groups(self._name, {"function": f"/aws/lambda/{function_name}"},
+                          retention_days=self._log_days, opts=self._child)
         return aws.lambda_.Function(
             f"{self._name}-function",
-            name=self._namer.lambda_function("rotation"),
+            name=function_name,
             description="Secrets Manager single-user rotation of the RDS MySQL admin password",
             runtime=LAMBDA_RUNTIME,
             architectures=[LAMBDA_ARCHITECTURE],
@@ -334,16 +399,14 @@ class RotatedSecret(pulumi.ComponentResource):
             source_code_hash=archive.sha256_b64,
             timeout=args.lambda_timeout,
             memory_size=args.lambda_memory,
-            vpc_config=aws.lambda_.FunctionVpcConfigArgs(
-                subnet_ids=subnet_ids, security_group_ids=[app_security_group_id],
-            ),
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=subnet_ids, security_group_ids=security_group_ids),
             environment=aws.lambda_.FunctionEnvironmentArgs(variables={
                 # Resolves to the VPC interface endpoint through its private DNS name.
                 "SECRETS_MANAGER_ENDPOINT": region.apply(lambda r: f"https://secretsmanager.{r}.amazonaws.com"),
                 "EXCLUDE_CHARACTERS": EXCLUDE_CHARACTERS,
                 "PASSWORD_LENGTH": str(args.password_length),
             }),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, vpc_access]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, vpc_access, *logs]),
         )
 
     def outputs(self) -> dict[str, Any]:
@@ -359,9 +422,19 @@ class RotatedSecret(pulumi.ComponentResource):
             "master_username": self.master_username,
             "kms_key_arn": self.kms_key_arn,
             "security_group_id": self.security_group_id,
+            "function_security_group_id": self.function_security_group_id,
             "function_name": self.function.name if self.function else None,
             "function_arn": self.function.arn if self.function else None,
         }
+
+
+def rotation_archive(ca_bundle: str | None) -> BuiltArchive:
+    """The rotation function's zip with the RDS CA bundle beside handler.py (where it looks first)."""
+    bundle = rds_ca_bundle(ca_bundle)
+    if bundle.path is None:
+        missing_ca_bundle(FUNCTION_NAME, bundle.problem or "no bundle")
+        return build_function_archive(function_dir(FUNCTION_NAME))
+    return build_function_archive(function_dir(FUNCTION_NAME), extra_files={CA_BUNDLE_NAME: bundle.path})
 
 
 def rotation_role_policy(secret_arn: str, kms_key_arn: str, region: str) -> dict[str, Any]:

@@ -303,7 +303,7 @@ def test_same_object_different_levels_is_allowed() -> None:
         ({"migration_type": "incremental"}, "migration_type: 'incremental' is not allowed"),
         ({"replication_instance_class": "db.t3.micro"}, "replication_instance_class: a DMS class"),
         ({"allocated_storage": 2}, "allocated_storage: must be 5..6144"),
-        ({"kms_key_arn": "my-key"}, "kms_key_arn: expected a KMS key ARN"),
+        ({"kms_key_arn": "my-key"}, "kms_key_arn: 'my-key' is not a KMS key reference"),
     ],
 )
 def test_args_errors(kwargs: dict[str, Any], message: str) -> None:
@@ -320,7 +320,7 @@ def test_verify_ca_with_certificate_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"engine_version": "5.7"}, "target.engine_version: MySQL 8.x"),
+        ({"engine_version": "5.7"}, "target.engine_version: RDS MySQL 8.0 or 8.4"),
         ({"instance_class": "t4g.micro"}, "target.instance_class"),
         ({"allocated_storage": 10}, "target.allocated_storage"),
         ({"db_name": "1app"}, "target.db_name"),
@@ -464,7 +464,11 @@ def test_endpoints_use_ssl_secrets_and_the_access_role(durable: Plan) -> None:
         # Credentials come only from the secret: DMS rejects both at once.
         for plain in ("password", "username", "serverName", "port"):
             assert plain not in endpoint.inputs
-        assert policy.urn in endpoint.dependencies
+        # Ordered after the grant, and after the wait for IAM to propagate it (not only depends_on).
+        wait = durable.by_name("dms-secrets-role-iam-propagation")
+        assert wait.urn in endpoint.dependencies
+        assert policy.urn in wait.dependencies
+        assert wait.inputs["createDuration"] == "30s"
 
 
 def test_access_role_trusts_dms_and_reads_only_its_secrets(durable: Plan) -> None:
@@ -495,8 +499,24 @@ def test_service_roles_only_when_asked(durable: Plan, ephemeral: Plan) -> None:
     assert attached["dms-vpc-role"] == "arn:aws:iam::aws:policy/service-role/AmazonDMSVPCManagementRole"
     assert attached["dms-cloudwatch-logs-role"] == "arn:aws:iam::aws:policy/service-role/AmazonDMSCloudWatchLogsRole"
     subnets = _one(ephemeral, "aws:dms/replicationSubnetGroup:ReplicationSubnetGroup")
-    attachment_urns = {r.urn for r in ephemeral.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
-    assert attachment_urns <= set(subnets.dependencies)
+    attachment_urns = {r.urn for r in ephemeral.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                       if r.inputs["role"].startswith("dms-") and r.inputs["role"].endswith("-role")}
+    # depends_on alone does not wait for IAM: the subnet group (and so the replication instance)
+    # waits for a time.Sleep that runs after the role attachments, on the engine.
+    wait = ephemeral.by_name("dms-iam-propagation")
+    assert wait.type == "time:index/sleep:Sleep"
+    assert wait.inputs["createDuration"] == "30s"
+    assert attachment_urns <= set(wait.dependencies)
+    assert set(wait.inputs["triggers"]) == {"dms-vpc-role", "dms-cloudwatch-logs-role"}
+    assert subnets.dependencies == [wait.urn] or wait.urn in subnets.dependencies
+
+
+def test_propagation_wait_can_be_turned_off() -> None:
+    plan = make_plan(["dms-migration"], ephemeral=True,
+                     dms_migration={"create_service_roles": True, "iam_propagation_seconds": 0})
+    assert not plan.of_type("time:index/sleep:Sleep")
+    subnets = _one(plan, "aws:dms/replicationSubnetGroup:ReplicationSubnetGroup")
+    assert plan.by_name("dms-dms-vpc-role-policy").urn in subnets.dependencies
 
 
 def test_task_uses_the_builder_json(durable: Plan) -> None:
@@ -540,7 +560,7 @@ def test_target_is_encrypted_private_and_iam_auth(durable: Plan) -> None:
     assert target.inputs["kmsKeyId"] == _arn(durable, durable.by_name("dms-key"))
     assert target.inputs["iamDatabaseAuthenticationEnabled"] is True
     assert target.inputs["publiclyAccessible"] is False
-    assert target.inputs["engine"] == "mysql" and target.inputs["engineVersion"] == "8.0"
+    assert target.inputs["engine"] == "mysql" and target.inputs["engineVersion"] == "8.4"
     assert target.inputs["instanceClass"] == "db.t4g.micro"
     assert target.inputs["password"] == SECRET_MARKER
     password = durable.by_name("dms-target-password")

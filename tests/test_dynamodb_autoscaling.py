@@ -178,7 +178,7 @@ def test_table_without_indexes_scales_only_the_table() -> None:
         ({"range_key": "pk"}, "range_key: must differ from hash_key"),
         ({"scale_in_cooldown": -1}, "scale_in_cooldown: must be 0..3600"),
         ({"table_name": "bad name!"}, "table_name: 'bad name!'"),
-        ({"kms_key_arn": "alias/mine"}, "kms_key_arn: 'alias/mine' is not a KMS key"),
+        ({"kms_key_arn": "mine"}, "kms_key_arn: 'mine' is not a KMS key reference"),
         ({"global_secondary_indexes": [{"name": "g1", "hash_key": "a"}]}, "global_secondary_indexes[0]: name"),
         ({"global_secondary_indexes": [{"name": "gsi", "hash_key": "a", "projection": "SOME"}]},
          "global_secondary_indexes[0]: projection: 'SOME' is not allowed (allowed: ALL, KEYS_ONLY, INCLUDE)"),

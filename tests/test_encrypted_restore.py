@@ -223,7 +223,7 @@ def test_physical_names_come_from_the_namer(demo: Plan) -> None:
         ({"create_demo_source": False}, "source_identifier: required"),
         ({"source_identifier": "bad--name", "create_demo_source": False}, "source_identifier: invalid rds"),
         ({"source_identifier": "9starts-with-digit", "create_demo_source": False}, "must start with a letter"),
-        ({"demo_source": {"engine_version": "5.7"}}, "demo_source: engine_version: MySQL '5.7'"),
+        ({"demo_source": {"engine_version": "5.7"}}, "demo_source: engine_version: RDS MySQL 8.0 or 8.4"),
         ({"demo_source": {"instance_class": "t4g.micro"}}, "demo_source: instance_class"),
         ({"demo_source": {"allocated_storage": 5}}, "demo_source: allocated_storage: must be 20..65536"),
         ({"demo_source": {"username": "rdsadmin"}}, "demo_source: username: 'rdsadmin' is reserved"),
@@ -241,7 +241,7 @@ def test_bad_config_is_rejected_with_its_path(config: dict[str, Any], expected: 
 
 
 def _instance(**overrides: Any) -> SimpleNamespace:
-    values = {"engine": "mysql", "storage_encrypted": False, "master_user_secrets": []}
+    values = {"engine": "mysql", "storage_encrypted": False, "master_user_secrets": [], "backup_retention_period": 1}
     return SimpleNamespace(**{**values, **overrides})
 
 
@@ -256,6 +256,11 @@ def test_existing_source_checks() -> None:
     with pytest.raises(ValueError, match="snapshot_from_replica: false"):
         check_existing_source("db1", managed, needs_replica=True)
     assert check_existing_source("db1", managed, needs_replica=False) is managed
+    # RDS refuses a read replica of a source without automated backups: say so before the engine tries.
+    no_backups = _instance(backup_retention_period=0)
+    with pytest.raises(ValueError, match=r"db1 has no automated backups .*--backup-retention-period 1"):
+        check_existing_source("db1", no_backups, needs_replica=True)
+    assert check_existing_source("db1", no_backups, needs_replica=False) is no_backups
 
 
 def test_args_defaults_are_a_demo_source() -> None:
@@ -263,7 +268,7 @@ def test_args_defaults_are_a_demo_source() -> None:
     assert args.create_demo_source and args.source_identifier is None
     assert args.demo_source == DemoSourceArgs()
     assert (args.demo_source.instance_class, args.demo_source.engine_version, args.demo_source.allocated_storage,
-            args.demo_source.db_name, args.demo_source.username) == ("db.t4g.micro", "8.0", 20, "appdb", "admin")
+            args.demo_source.db_name, args.demo_source.username) == ("db.t4g.micro", "8.4", 20, "appdb", "admin")
 
 
 # ------------------------------------------------------------- the component itself, under plain mocks
@@ -335,3 +340,80 @@ def test_outputs_hold_identifiers_and_cutover_notes_but_no_password() -> None:
     assert all(isinstance(step, str) for step in outputs["cutover_steps"])
     assert any("binlog" in step for step in outputs["cutover_steps"])
     assert not any("password" in key for key in outputs)
+
+
+# ------------------------------------------------------------- after the cut-over
+
+
+CUTOVER = {"source_identifier": EXISTING, "create_demo_source": False, "phase": "cutover-done"}
+
+
+def test_cutover_done_keeps_only_the_encrypted_instance() -> None:
+    plan = make_plan(RECIPE, ephemeral=False, encrypt_existing=CUTOVER)
+    for gone in (f"{RECIPE}-replica", f"{RECIPE}-snapshot", f"{RECIPE}-encrypted-copy", DEMO_SOURCE_DB_RESOURCE_NAME):
+        assert not [r for r in plan.resources if r.name == gone], gone
+    restored = plan.by_name(f"{RECIPE}-restored").inputs
+    migrate = make_plan(RECIPE, ephemeral=False, encrypt_existing={**CUTOVER, "phase": "migrate"})
+    before = migrate.by_name(f"{RECIPE}-restored").inputs
+    # Same identifier and snapshot identifier (by name, the copy is gone), encrypted with the same key.
+    assert restored["identifier"] == before["identifier"]
+    assert restored["snapshotIdentifier"] == migrate.by_name(f"{RECIPE}-encrypted-copy").inputs[
+        "targetDbSnapshotIdentifier"]
+    assert restored["storageEncrypted"] is True and restored["kmsKeyId"] == before["kmsKeyId"]
+
+
+def test_cutover_done_never_looks_the_source_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from automation import plan as planning
+
+    looked_up: list[str] = []
+    original = planning._CALL_PLACEHOLDERS["aws:rds/getInstance:getInstance"]
+
+    def lookup(p: Placeholders, args: dict[str, Any]) -> dict[str, Any]:
+        looked_up.append(args["dbInstanceIdentifier"])
+        return original(p, args)
+
+    monkeypatch.setitem(planning._CALL_PLACEHOLDERS, "aws:rds/getInstance:getInstance", lookup)
+    make_plan(RECIPE, encrypt_existing=CUTOVER)
+    assert EXISTING not in looked_up and looked_up  # only the restored instance itself is read
+
+
+def test_restored_instance_ignores_its_snapshot_identifier() -> None:
+    """A changed (or deleted) source snapshot never plans a replacement of the restored instance."""
+    captured: list[pulumi.ResourceOptions] = []
+    original = pulumi.CustomResource.__init__
+
+    def spy(self: Any, t: str, name: str, props: Any = None, opts: Any = None, *args: Any, **kw: Any) -> None:
+        if name == f"{RECIPE}-restored":
+            captured.append(opts)
+        original(self, t, name, props, opts, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pulumi.CustomResource, "__init__", spy)
+        make_plan(RECIPE, encrypt_existing=CUTOVER)
+    assert captured and "snapshotIdentifier" in (captured[0].ignore_changes or [])
+
+
+def test_cutover_done_needs_an_existing_source() -> None:
+    with pytest.raises(PlanError, match=r"phase: cutover-done is for an existing source_identifier"):
+        make_plan(RECIPE, encrypt_existing={"phase": "cutover-done"})
+    with pytest.raises(PlanError, match=r"phase: 'done' is not allowed \(allowed: migrate, cutover-done\)"):
+        make_plan(RECIPE, encrypt_existing={"phase": "done"})
+
+
+def test_alias_is_resolved_never_stored() -> None:
+    alias = "arn:aws:kms:us-east-1:123456789012:alias/legacy"
+    plan = make_plan(RECIPE, encrypt_existing={"kms_key_arn": alias})
+    for name in (f"{RECIPE}-encrypted-copy", f"{RECIPE}-restored"):
+        inputs = plan.by_name(name).inputs
+        stored = inputs.get("kmsKeyId")
+        assert stored.startswith("arn:aws:kms:us-east-1:123456789012:key/"), stored
+    assert not plan.of_type("aws:kms/key:Key")
+
+
+def test_demo_source_has_row_binlogs_and_tls() -> None:
+    plan = make_plan(RECIPE)
+    group = plan.by_name(f"{RECIPE}-source-parameters").inputs
+    values = {p["name"]: p["value"] for p in group["parameters"]}
+    assert values["binlog_format"] == "ROW" and values["require_secure_transport"] == "ON"
+    assert group["family"] == "mysql8.4"
+    assert plan.by_name(DEMO_SOURCE_DB_RESOURCE_NAME).inputs["parameterGroupName"] == group["name"]

@@ -41,7 +41,7 @@ def _rules(plan: Plan, groups: dict[str, str]) -> set[tuple[str, str, str, str, 
 
 def test_instance_is_encrypted_mysql_with_iam_auth_and_managed_password(default_plan: Plan) -> None:
     db = default_plan.by_name("rds-proxy-mysql").inputs
-    assert (db["engine"], db["engineVersion"], db["port"]) == ("mysql", "8.0", 3306)
+    assert (db["engine"], db["engineVersion"], db["port"]) == ("mysql", "8.4", 3306)
     assert db["storageEncrypted"] is True
     key = default_plan.by_name("rds-proxy-key")
     assert db["kmsKeyId"].startswith("arn:aws:kms:us-east-1:123456789012:key/")
@@ -234,7 +234,7 @@ def test_proxy_user_arn_uses_the_proxy_resource_id() -> None:
         ({"idle_client_timeout": 0}, r"idle_client_timeout: must be 1\.\.28800"),
         ({"master_username": "rdsadmin"}, r"master_username: 'rdsadmin' is reserved"),
         ({"master_username": "bad-name"}, r"master_username: 1-16 ASCII letters"),
-        ({"kms_key_arn": "alias/mine"}, r"kms_key_arn: a KMS key ARN"),
+        ({"kms_key_arn": "mine"}, r"kms_key_arn: .mine. is not a KMS key reference"),
         ({"lambda_memory": 64}, r"lambda_memory: must be 128\.\.10240"),
         ({"pool": 1}, r"db-recipes:rds-proxy: unknown key 'pool'"),
     ],

@@ -136,28 +136,38 @@ def test_function_runs_in_the_vpc_with_the_endpoint_and_settings(default_plan: P
     assert endpoint["serviceName"] == "com.amazonaws.us-east-1.secretsmanager"
     assert endpoint["privateDnsEnabled"] is True
     assert inputs["vpcConfig"]["subnetIds"] == endpoint["subnetIds"]
-    # The app tier is the group the endpoint admits HTTPS from.
-    [function_sg] = inputs["vpcConfig"]["securityGroupIds"]
+    # Its own group first; the app tier is the group the endpoint admits HTTPS from.
+    own_sg, tier_sg = inputs["vpcConfig"]["securityGroupIds"]
+    assert default_plan.by_name("secret-rotation-function-sg").urn in function.dependencies
     endpoint_sg = default_plan.by_name("network-endpoints-sg").inputs
-    assert endpoint_sg["ingress"][0]["securityGroups"] == [function_sg]
+    assert endpoint_sg["ingress"][0]["securityGroups"] == [tier_sg]
     assert app_sg.urn in function.dependencies
     assert default_plan.by_name("secret-rotation-lambda-role-vpc-access").urn in function.dependencies
     assert default_plan.by_name("secret-rotation-lambda-policy").urn in function.dependencies
-    built = packaging.build_function_archive(packaging.function_dir("rotation"))
+    bundle = packaging.rds_ca_bundle(None)
+    extra = {packaging.CA_BUNDLE_NAME: bundle.path} if bundle.path else None
+    built = packaging.build_function_archive(packaging.function_dir("rotation"), extra_files=extra)
     assert inputs["sourceCodeHash"] == built.sha256_b64
     assert {"handler.py", "pymysql/__init__.py", "pg8000/__init__.py"} <= set(built.names())
 
 
-def test_database_admits_mysql_from_the_function_tier_only(default_plan: Plan) -> None:
-    function_sg = default_plan.by_name("secret-rotation-function").inputs["vpcConfig"]["securityGroupIds"][0]
+def test_database_admits_mysql_from_the_function_group_only(default_plan: Plan) -> None:
+    """The function has a group of its own; the app tier (all clients) does not reach the database."""
+    own_sg, tier_sg = default_plan.by_name("secret-rotation-function").inputs["vpcConfig"]["securityGroupIds"]
     sg = default_plan.by_name("secret-rotation-db-sg").inputs
     [db_sg] = default_plan.by_name("secret-rotation-mysql").inputs["vpcSecurityGroupIds"]
-    assert db_sg != function_sg
+    assert db_sg not in (own_sg, tier_sg) and own_sg != tier_sg
     [rule] = sg["ingress"]
     assert (rule["protocol"], rule["fromPort"], rule["toPort"], rule["securityGroups"]) == (
-        "tcp", 3306, 3306, [function_sg])
+        "tcp", 3306, 3306, [own_sg])
+    assert tier_sg not in rule["securityGroups"]
     assert not rule.get("cidrBlocks")
-    assert not sg.get("egress")
+    assert sg["egress"] == []
+    # The function's own group opens MySQL to the database alone.
+    egress = default_plan.by_name("secret-rotation-function-to-db").inputs
+    assert (egress["referencedSecurityGroupId"], egress["fromPort"], egress["toPort"]) == (db_sg, 3306, 3306)
+    function_group = default_plan.by_name("secret-rotation-function-sg").inputs
+    assert not function_group.get("ingress") and not function_group.get("egress")
 
 
 def test_allowed_groups_are_added_to_the_database_group() -> None:
@@ -180,11 +190,23 @@ def test_managed_rotation_has_no_function_secret_or_endpoint() -> None:
     assert db["manageMasterUserPassword"] is True
     assert db["masterUserSecretKmsKeyId"] == db["kmsKeyId"]
     assert "password" not in db
-    for absent in (LAMBDA, "aws:lambda/permission:Permission", "aws:secretsmanager/secretRotation:SecretRotation",
+    for absent in (LAMBDA, "aws:lambda/permission:Permission",
                    "aws:secretsmanager/secret:Secret", "aws:secretsmanager/secretVersion:SecretVersion",
                    "random:index/randomPassword:RandomPassword", "aws:ec2/vpcEndpoint:VpcEndpoint",
                    "aws:iam/role:Role"):
         assert not plan.of_type(absent), absent
+
+
+@pytest.mark.parametrize(("config", "days"), [({}, 30), ({"rotation_days": 14}, 14)])
+def test_managed_secret_gets_the_schedule_without_a_function(config: dict, days: int) -> None:
+    """RDS alone would rotate every 7 days: the managed secret carries the recipe's schedule too."""
+    plan = make_plan(["secret-rotation"], secret_rotation={"managed": True, **config})
+    [rotation] = plan.of_type("aws:secretsmanager/secretRotation:SecretRotation")
+    assert rotation.inputs["rotationRules"]["automaticallyAfterDays"] == days
+    assert not rotation.inputs.get("rotationLambdaArn")
+    secret = plan.by_name("secret-rotation-mysql").inputs
+    assert secret["manageMasterUserPassword"] is True
+    assert rotation.inputs["secretId"].startswith("arn:aws:secretsmanager:")
 
 
 def test_interface_endpoint_only_when_a_function_rotates() -> None:
@@ -205,7 +227,8 @@ def test_both_recipes_in_one_stack_get_distinct_names() -> None:
 def test_args_days() -> None:
     assert SecretRotationArgs().days == 30
     assert SecretRotationArgs(rotation_days=90).days == 90
-    assert SecretRotationArgs(managed=True).days == 7
+    assert SecretRotationArgs(managed=True).days == 30
+    assert SecretRotationArgs(managed=True, rotation_days=60).days == 60
 
 
 @pytest.mark.parametrize(
@@ -213,11 +236,16 @@ def test_args_days() -> None:
     [
         ({"rotation_days": 0}, r"db-recipes:secret-rotation: rotation_days: must be 1\.\.1000, got 0"),
         ({"rotation_days": 1001}, r"rotation_days: must be 1\.\.1000"),
-        ({"managed": True, "rotation_days": 30}, r"rotation_days: with managed: true RDS rotates"),
+        ({"managed": True, "ca_bundle": "ca.pem"}, r"ca_bundle: managed rotation runs no function"),
+        ({"ca_bundle": "does-not-exist.pem"}, r"ca_bundle: cannot read does-not-exist\.pem"),
+        ({"engine_version": "8.0", "engine_lifecycle_support": "open-source-rds-extended-support-disabled"},
+         r"engine_lifecycle_support: 8\.0 left standard support"),
+        ({"parameters": {"bad name": "1"}}, r"parameters: 'bad name' is not a parameter name"),
+        ({"log_exports": ["postgresql"]}, r"log_exports: unknown log 'postgresql'"),
         ({"managed": "yes"}, r"secret-rotation\.managed: expected true or false"),
         ({"password_length": 8}, r"password_length: must be 16\.\.128"),
-        ({"engine_version": "5.7"}, r"engine_version: MySQL 8\.0 or 8\.4"),
-        ({"kms_key_arn": "alias/x"}, r"kms_key_arn: a KMS key ARN"),
+        ({"engine_version": "5.7"}, r"engine_version: RDS MySQL 8\.0 or 8\.4"),
+        ({"kms_key_arn": "x"}, r"kms_key_arn: 'x' is not a KMS key reference"),
         ({"schedule": "cron"}, r"db-recipes:secret-rotation: unknown key 'schedule'"),
     ],
 )
