@@ -8,7 +8,7 @@ and whose capacity is set by ``serverlessv2_scaling_configuration``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -17,8 +17,11 @@ from components.naming import Namer
 from components.parts import (
     EPHEMERAL_LOG_DAYS,
     RESTORE_IGNORE_CHANGES,
+    DatabaseRef,
     ObservabilityArgs,
     RestoreArgs,
+    admin_password,
+    admin_secret,
     check_kms_key_ref,
     check_lifecycle,
     check_parameters,
@@ -94,6 +97,10 @@ class AuroraServerlessArgs:
     observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
     # Create the cluster from a DB cluster snapshot or as a point-in-time restore / fast clone.
     restore: RestoreArgs | None = None
+    # The admin password: managed (RDS keeps and rotates it in Secrets Manager) or secret (a
+    # generated one in a secret of this stack, for secret-rotation's function). None: managed,
+    # unless secret-rotation's function rotates this cluster's admin user.
+    credentials: Literal["managed", "secret"] | None = None
 
     def __post_init__(self) -> None:
         if self.engine_mode == "serverless":
@@ -160,15 +167,20 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
         subnet_ids: pulumi.Input[Any],
         client_security_group_ids: list[pulumi.Input[str]],
         log_retention_days: int = EPHEMERAL_LOG_DAYS,
+        stack_key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``stack_key``: the stack's customer-managed key, used unless ``args.kms_key_arn`` names one."""
         super().__init__("db-recipes:aurora:ServerlessPostgres", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster_id = namer.rds("aurora")
 
         kms_key_arn = customer_key(
             name, args.kms_key_arn, alias=namer.kms_alias("aurora"), ephemeral=ephemeral,
-            description=f"Aurora cluster {cluster_id}: storage and master secret", opts=child)
+            description=f"Aurora cluster {cluster_id}: storage and master secret", opts=child,
+            stack_key=stack_key)
+        managed = args.credentials != "secret"
+        password = None if managed else admin_password(f"{name}-master-password", opts=child)
 
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
@@ -212,8 +224,9 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
             # A restore takes its database and master user from the snapshot / source cluster.
             database_name=None if restored else args.database_name,
             master_username=None if restored else args.master_username,
-            manage_master_user_password=True,
-            master_user_secret_kms_key_id=kms_key_arn,
+            manage_master_user_password=True if managed else None,
+            master_user_secret_kms_key_id=kms_key_arn if managed else None,
+            master_password=None if password is None else password.result,
             storage_encrypted=True,
             kms_key_id=kms_key_arn,
             iam_database_authentication_enabled=True,
@@ -271,13 +284,42 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
         self.database_name = args.database_name
         self.master_username = args.master_username
         self.engine_version = args.engine_version
-        self.master_user_secret_arn = self.cluster.master_user_secrets.apply(
-            lambda secrets: secrets[0]["secret_arn"] if secrets else None
-        )
+        self.admin_secret_version: aws.secretsmanager.SecretVersion | None = None
+        if password is None:
+            self.master_user_secret_arn = self.cluster.master_user_secrets.apply(
+                lambda secrets: secrets[0]["secret_arn"] if secrets else None
+            )
+        else:
+            self.master_user_secret_arn = self._admin_secret(name, args, namer, ephemeral, kms_key_arn, password)
+        self.managed_secret = managed
         self.kms_key_arn = kms_key_arn
         self.security_group_id = security_group.id
         self.data_api_enabled = args.enable_data_api
         self.register_outputs(self.outputs())
+
+    def _admin_secret(self, name: str, args: AuroraServerlessArgs, namer: Namer, ephemeral: bool,
+                      kms_key_arn: pulumi.Output[str], password: Any) -> pulumi.Output[str]:
+        """The admin credentials in the JSON shape the rotation function and the Data API read."""
+        secret, self.admin_secret_version = admin_secret(
+            name, secret_name=namer.secret("aurora", "admin"),
+            description=f"Admin credentials of Aurora cluster {namer.rds('aurora')}", kms_key_arn=kms_key_arn,
+            ephemeral=ephemeral, engine=ENGINE, host=self.cluster.endpoint, port=PORT,
+            username=args.master_username, password=password.result, dbname=args.database_name, parent=self)
+        return secret.arn
+
+    def ref(self) -> DatabaseRef:
+        """The cluster as a database other recipes attach to."""
+        ready: list[pulumi.Resource] = [self.cluster, *self.instances]
+        if self.admin_secret_version is not None:
+            ready.append(self.admin_secret_version)
+        return DatabaseRef(
+            engine=ENGINE, identifier=self.cluster_identifier, arn=self.cluster_arn,
+            resource_id=self.cluster_resource_id, address=self.endpoint, port=PORT,
+            database_name=self.database_name, master_username=self.master_username,
+            secret_arn=self.master_user_secret_arn, managed_secret=self.managed_secret,
+            kms_key_arn=self.kms_key_arn, security_group_id=self.security_group_id, cluster=True,
+            ready=tuple(ready),
+        )
 
     def outputs(self) -> dict[str, Any]:
         return {

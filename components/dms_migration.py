@@ -33,6 +33,7 @@ from components.parts import (
     MYSQL_ENGINE,
     MYSQL_PAST_STANDARD_SUPPORT,
     MYSQL_PORT,
+    DatabaseRef,
     MySqlOptions,
     admin_password,
     check_kms_key_ref,
@@ -358,6 +359,9 @@ POSTGRES_ENGINES = ("postgres", "aurora-postgresql")
 SOURCE_ENGINES = (*MYSQL_ENGINES, *POSTGRES_ENGINES)
 SSL_MODES = ("require", "verify-ca", "verify-full")
 MIGRATION_TYPES = ("full-load", "cdc", "full-load-and-cdc")
+# DMS Serverless capacity units it accepts (ComputeConfig MinCapacityUnits / MaxCapacityUnits,
+# DMS API reference).
+DCU_VALUES = (1, 2, 4, 8, 16, 32, 64, 128, 192, 256, 384)
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -477,7 +481,17 @@ class DmsTargetArgs:
 class DmsMigrationArgs:
     # An existing source database; None: the stack's demo MySQL source.
     source: ExistingSource | None = None
+    # stack: migrate into the stack's MySQL instance (db-recipes:mysql). own: into an RDS MySQL
+    # instance of this recipe, configured by ``target``.
+    database: Literal["stack", "own"] = "stack"
     target: DmsTargetArgs = field(default_factory=DmsTargetArgs)
+    # serverless: a DMS Serverless replication (billed only while it runs), never started on a
+    # branch stack; instance: a provisioned replication instance and task. None: serverless on
+    # ephemeral stacks, instance on durable ones.
+    compute: Literal["serverless", "instance"] | None = None
+    # DMS Serverless capacity range in DCUs (serverless only).
+    min_capacity_units: int = 1
+    max_capacity_units: int = 4
     replication_instance_class: str = "dms.t3.micro"
     allocated_storage: int = 20
     # None: the current default DMS engine version.
@@ -536,6 +550,7 @@ class DmsMigrationArgs:
         if self.cdc_start_time is not None and not re.fullmatch(
                 r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", self.cdc_start_time):
             raise ValueError(f"cdc_start_time: UTC RFC 3339 like 2026-05-01T12:00:00Z, got {self.cdc_start_time!r}")
+        self._check_compute()
         if not 0 <= self.iam_propagation_seconds <= 300:
             raise ValueError(f"iam_propagation_seconds: must be 0..300, got {self.iam_propagation_seconds}")
         for label in ("source_endpoint_settings", "target_endpoint_settings"):
@@ -545,6 +560,18 @@ class DmsMigrationArgs:
                     self.source.engine_name if self.source else TARGET_ENGINE)
                 endpoint_settings(engine, value, label)
         task_settings(self.replication_task_settings)
+
+
+    def _check_compute(self) -> None:
+        for label in ("min_capacity_units", "max_capacity_units"):
+            if getattr(self, label) not in DCU_VALUES:
+                raise ValueError(f"{label}: one of {', '.join(map(str, DCU_VALUES))} DCUs, got {getattr(self, label)}")
+        if self.min_capacity_units > self.max_capacity_units:
+            raise ValueError(f"min_capacity_units: at most max_capacity_units ({self.max_capacity_units}), "
+                             f"got {self.min_capacity_units}")
+        if self.compute == "serverless" and (self.cdc_start_position or self.cdc_start_time):
+            raise ValueError("cdc_start_position/cdc_start_time: a serverless replication takes its CDC start "
+                             "when it is started (aws dms start-replication), not in its configuration")
 
 
 # --------------------------------------------------------------------------- task and endpoint settings
@@ -690,10 +717,15 @@ class DmsMigration(pulumi.ComponentResource):
         source: DmsSource,
         member_security_group_ids: list[pulumi.Input[str]] | None = None,
         log_retention_days: int = EPHEMERAL_LOG_DAYS,
+        target: DatabaseRef | None = None,
+        stack_key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``member_security_group_ids``: groups the replication instance joins besides its own,
-        e.g. the tier that the VPC interface endpoints (Secrets Manager) admit."""
+        e.g. the tier that the VPC interface endpoints (Secrets Manager) admit and the stack's
+        databases admit. ``target``: the stack's MySQL instance (its admin secret must be the
+        stack's JSON secret, with host and port); None: a target instance of this recipe's own.
+        ``stack_key``: the stack's customer-managed key, unless ``args.kms_key_arn`` names one."""
         super().__init__("db-recipes:dms:Migration", name, None, opts)
         self._name = name
         self._namer = namer
@@ -708,11 +740,20 @@ class DmsMigration(pulumi.ComponentResource):
         self.kms_key_arn = customer_key(
             name, args.kms_key_arn, alias=namer.kms_alias("dms"), ephemeral=ephemeral,
             description=f"DMS {namer.dms('rep')}: replication storage, endpoints, target and secrets",
-            opts=self._child)
+            opts=self._child, stack_key=stack_key)
         self.service_role_names = list(SERVICE_ROLES) if args.create_service_roles else []
         service_role_deps = self._service_roles(args) if args.create_service_roles else []
         self.security_group_id = self._dms_security_group(vpc_id, source)
-        target = self._target(args.target, vpc_id, subnet_ids, client_security_group_ids)
+        if target is None:
+            target = self._target(args.target, vpc_id, subnet_ids, client_security_group_ids)
+            target_keys: list[pulumi.Input[str]] = []
+        else:
+            if target.managed_secret or target.engine != TARGET_ENGINE:
+                raise ValueError("dms-migration: the target must be a MySQL instance whose admin secret holds "
+                                 "host and port (credentials: secret)")
+            self.target_secret_arn = pulumi.Output.from_input(target.secret_arn)
+            self.target_security_group_id = pulumi.Output.from_input(target.security_group_id)
+            target_keys = [target.kms_key_arn]
 
         if source.has_secret:
             self.source_secret_arn: pulumi.Output[str] = pulumi.Output.from_input(source.secret_arn)
@@ -724,7 +765,7 @@ class DmsMigration(pulumi.ComponentResource):
             )
             source_keys = []
         role = self._secrets_role([self.source_secret_arn, self.target_secret_arn],
-                                  [self.kms_key_arn, *source_keys], region)
+                                  [self.kms_key_arn, *source_keys, *target_keys], region)
 
         subnet_group = aws.dms.ReplicationSubnetGroup(
             f"{name}-subnets",
@@ -734,10 +775,56 @@ class DmsMigration(pulumi.ComponentResource):
             # DMS creates the group's network interfaces through dms-vpc-role.
             opts=pulumi.ResourceOptions(parent=self, depends_on=service_role_deps),
         )
-        task_logs = log_groups(name, {"tasks": f"dms-tasks-{namer.dms('rep')}"},
-                               retention_days=log_retention_days, opts=self._child)
+        self.source_endpoint = self._endpoint("source", source.engine_name, source.database_name,
+                                              self.source_secret_arn, role, args.source_endpoint_settings)
+        self.target_endpoint = self._endpoint("target", TARGET_ENGINE, None, self.target_secret_arn, role,
+                                              args.target_endpoint_settings)
+        settings = json.dumps(task_settings(args.replication_task_settings), sort_keys=True)
+        # The target must be up (and its secret hold a value) before anything replicates into it.
+        target_ready = list(target.ready) if isinstance(target, DatabaseRef) else [target]
+        serverless = args.compute == "serverless" or (args.compute is None and ephemeral)
+        self.serverless = serverless
+        self.replication_instance: aws.dms.ReplicationInstance | None = None
+        self.replication_task: aws.dms.ReplicationTask | None = None
+        self.replication_config: aws.dms.ReplicationConfig | None = None
+        members = [self.security_group_id, *(member_security_group_ids or [])]
+        if serverless:
+            self._serverless(args, subnet_group, members, settings, target_ready)
+        else:
+            self._provisioned(args, subnet_group, members, settings, target_ready)
+        if isinstance(target, DatabaseRef):
+            self.target_address = pulumi.Output.from_input(target.address)
+            self.target_port = pulumi.Output.from_input(target.port)
+            self.target_identifier = pulumi.Output.from_input(target.identifier)
+            self.target_arn = pulumi.Output.from_input(target.arn)
+        else:
+            self.target_address = target.address
+            self.target_port = target.port
+            self.target_identifier = target.identifier
+            self.target_arn = target.arn
+        self.replication_instance_arn = (self.replication_instance.replication_instance_arn
+                                         if self.replication_instance else None)
+        self.replication_task_arn = self.replication_task.replication_task_arn if self.replication_task else None
+        self.replication_config_arn = self.replication_config.arn if self.replication_config else None
+        self.source_endpoint_arn = self.source_endpoint.endpoint_arn
+        self.target_endpoint_arn = self.target_endpoint.endpoint_arn
+        self.secrets_access_role_arn = role.arn
+        self.source_engine = source.engine_name
+        self.source_server_name = pulumi.Output.from_input(source.server_name)
+        self.source_port = pulumi.Output.from_input(source.port)
+        self.source_database_name = source.database_name
+        self.register_outputs(self.outputs())
+
+    # ------------------------------------------------------------------ pieces
+
+    def _provisioned(self, args: DmsMigrationArgs, subnet_group: aws.dms.ReplicationSubnetGroup,
+                     members: list[pulumi.Input[str]], settings: str, target_ready: list[pulumi.Resource]) -> None:
+        """A replication instance (billed every hour it exists) and a task on it."""
+        namer = self._namer
+        task_logs = log_groups(self._name, {"tasks": f"dms-tasks-{namer.dms('rep')}"},
+                               retention_days=self._log_days, opts=self._child)
         self.replication_instance = aws.dms.ReplicationInstance(
-            f"{name}-instance",
+            f"{self._name}-instance",
             replication_instance_id=namer.dms("rep"),
             replication_instance_class=args.replication_instance_class,
             allocated_storage=args.allocated_storage,
@@ -747,21 +834,17 @@ class DmsMigration(pulumi.ComponentResource):
             kms_key_arn=self.kms_key_arn,
             multi_az=args.multi_az,
             replication_subnet_group_id=subnet_group.replication_subnet_group_id,
-            vpc_security_group_ids=[self.security_group_id, *(member_security_group_ids or [])],
-            apply_immediately=ephemeral,
+            vpc_security_group_ids=members,
+            apply_immediately=self._ephemeral,
             auto_minor_version_upgrade=True,
             opts=self._child,
         )
-        self.source_endpoint = self._endpoint("source", source.engine_name, source.database_name,
-                                              self.source_secret_arn, role, args.source_endpoint_settings)
-        self.target_endpoint = self._endpoint("target", TARGET_ENGINE, None, self.target_secret_arn, role,
-                                              args.target_endpoint_settings)
         self.replication_task = aws.dms.ReplicationTask(
-            f"{name}-task",
+            f"{self._name}-task",
             replication_task_id=namer.dms("task"),
             migration_type=args.migration_type,
             table_mappings=self.table_mappings_json,
-            replication_task_settings=json.dumps(task_settings(args.replication_task_settings), sort_keys=True),
+            replication_task_settings=settings,
             cdc_start_position=args.cdc_start_position,
             cdc_start_time=args.cdc_start_time,
             replication_instance_arn=self.replication_instance.replication_instance_arn,
@@ -769,26 +852,46 @@ class DmsMigration(pulumi.ComponentResource):
             target_endpoint_arn=self.target_endpoint.endpoint_arn,
             start_replication_task=args.start_replication_task,
             # The task writes its logs into the stack's log group.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[target, *task_logs]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*target_ready, *task_logs]),
         )
 
-        self.replication_instance_arn = self.replication_instance.replication_instance_arn
-        self.source_endpoint_arn = self.source_endpoint.endpoint_arn
-        self.target_endpoint_arn = self.target_endpoint.endpoint_arn
-        self.replication_task_arn = self.replication_task.replication_task_arn
-        self.secrets_access_role_arn = role.arn
-        self.target = target
-        self.target_address = target.address
-        self.target_port = target.port
-        self.target_identifier = target.identifier
-        self.target_arn = target.arn
-        self.source_engine = source.engine_name
-        self.source_server_name = pulumi.Output.from_input(source.server_name)
-        self.source_port = pulumi.Output.from_input(source.port)
-        self.source_database_name = source.database_name
-        self.register_outputs(self.outputs())
+    def _serverless(self, args: DmsMigrationArgs, subnet_group: aws.dms.ReplicationSubnetGroup,
+                    members: list[pulumi.Input[str]], settings: str, target_ready: list[pulumi.Resource]) -> None:
+        """A DMS Serverless replication config: no capacity until the replication is started.
 
-    # ------------------------------------------------------------------ pieces
+        DMS provisions capacity when a replication starts (StartReplication, DMS API reference)
+        and bills DCU-hours from then on; after a stop the capacity stays provisioned, and
+        billed, for 48 hours before DMS deprovisions it ("AWS DMS Serverless components", DMS
+        User Guide; https://aws.amazon.com/dms/pricing/). A configuration that was never started
+        costs nothing. Argument names: pulumi-aws dms.ReplicationConfig (compute_config,
+        replication_type, table_mappings, replication_settings, start_replication).
+        """
+        identifier = self._namer.dms("replication")
+        logs = log_groups(self._name, {"replication": f"dms-serverless-replication-{identifier}"},
+                          retention_days=self._log_days, opts=self._child)
+        self.replication_config = aws.dms.ReplicationConfig(
+            f"{self._name}-replication",
+            replication_config_identifier=identifier,
+            # Also names the replication's log group: "AWS DMS uploads serverless-linked logs to a dedicated
+            # log group with the prefix dms-serverless-replication-<your replication config resource ID>"
+            # (DMS User Guide, monitoring DMS Serverless replications).
+            resource_identifier=identifier,
+            replication_type=args.migration_type,
+            source_endpoint_arn=self.source_endpoint.endpoint_arn,
+            target_endpoint_arn=self.target_endpoint.endpoint_arn,
+            table_mappings=self.table_mappings_json,
+            replication_settings=settings,
+            start_replication=args.start_replication_task,
+            compute_config=aws.dms.ReplicationConfigComputeConfigArgs(
+                replication_subnet_group_id=subnet_group.replication_subnet_group_id,
+                vpc_security_group_ids=members,
+                kms_key_id=self.kms_key_arn,
+                min_capacity_units=args.min_capacity_units,
+                max_capacity_units=args.max_capacity_units,
+                multi_az=args.multi_az,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*target_ready, *logs]),
+        )
 
     def _service_roles(self, args: DmsMigrationArgs) -> list[pulumi.Resource]:
         return DmsServiceRoles(self._name, opts=self._child, propagation_seconds=args.iam_propagation_seconds).ready
@@ -935,6 +1038,8 @@ class DmsMigration(pulumi.ComponentResource):
             "source_endpoint_arn": self.source_endpoint_arn,
             "target_endpoint_arn": self.target_endpoint_arn,
             "replication_task_arn": self.replication_task_arn,
+            "replication_config_arn": self.replication_config_arn,
+            "serverless": self.serverless,
             "target_address": self.target_address,
             "target_port": self.target_port,
             "target_identifier": self.target_identifier,

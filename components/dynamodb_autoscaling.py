@@ -236,11 +236,15 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
         *,
         namer: Namer,
         ephemeral: bool,
+        stack_key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``stack_key``: the stack's customer-managed key, unless ``args.kms_key_arn`` names one."""
         super().__init__("db-recipes:dynamodb:AutoscaledTable", name, None, opts)
         self._namer = namer
-        self.kms_key_arn = self._kms_key(name, args, namer, ephemeral)
+        self.kms_key_arn = customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
+                                        description="DynamoDB table server-side encryption",
+                                        opts=pulumi.ResourceOptions(parent=self), stack_key=stack_key)
         self.table = self._table(name, args, namer, ephemeral)
         self.table_name = self.table.name
         self.table_arn = self.table.arn
@@ -251,11 +255,6 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
             for scalable in self._scalables(args):
                 self._autoscale(name, args, scalable)
         self.register_outputs(self.outputs())
-
-    def _kms_key(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer,
-                 ephemeral: bool) -> pulumi.Output[str]:
-        return customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
-                            description="DynamoDB table server-side encryption", opts=pulumi.ResourceOptions(parent=self))
 
     def _table(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer, ephemeral: bool) -> aws.dynamodb.Table:
         provisioned = args.billing_mode == "PROVISIONED"

@@ -129,8 +129,10 @@ class EncryptExistingArgs:
     # None: the source's instance class.
     restored_instance_class: str | None = None
     # False: snapshot the source directly (no replica). Needed when the source's master
-    # password is RDS-managed, which rules out read replicas.
-    snapshot_from_replica: bool = True
+    # password is RDS-managed, which rules out read replicas. None: a replica for existing
+    # sources and on durable stacks; the demonstration source of an ephemeral (branch) stack is
+    # snapshotted directly (a replica would double its cost and could not be stopped).
+    snapshot_from_replica: bool | None = None
     # migrate: the whole chain. cutover-done (after CUTOVER_STEPS deleted the source, replica and
     # snapshots): only the encrypted instance stays; the source is never looked up again.
     phase: str = "migrate"
@@ -408,13 +410,21 @@ class EncryptedRestore(pulumi.ComponentResource):
         vpc_id: pulumi.Input[str],
         subnet_ids: pulumi.Input[Any],
         client_security_group_ids: list[pulumi.Input[str]],
+        stack_key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``stack_key``: the stack's customer-managed key, unless ``args.kms_key_arn`` names one."""
         super().__init__("db-recipes:encryption:EncryptedRestore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         self.source: DemoMySqlSource | None = None
-        self.kms_key_arn = self._kms_key(name, args, namer, ephemeral)
+        self.kms_key_arn = customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
+                                        description="Encrypted snapshot copy and restored MySQL instance",
+                                        opts=child, stack_key=stack_key)
+        demo = args.source_identifier is None
+        from_replica = args.snapshot_from_replica
+        if from_replica is None:
+            from_replica = not (ephemeral and demo)
         restored_id = namer.rds(name, "restored")
         copy_id = namer.rds(name, "encrypted-snapshot")
         self.replica: aws.rds.Instance | None = None
@@ -434,8 +444,8 @@ class EncryptedRestore(pulumi.ComponentResource):
                 )
                 settings = _demo_settings(self.source, args.demo_source)
             else:
-                settings = _existing_settings(self, args.source_identifier, args.snapshot_from_replica)
-            snapshot_identifier = self._chain(name, args, namer, settings, copy_id)
+                settings = _existing_settings(self, args.source_identifier, from_replica)
+            snapshot_identifier = self._chain(name, from_replica, namer, settings, copy_id)
 
         self.restored = aws.rds.Instance(
             f"{name}-restored",
@@ -465,12 +475,12 @@ class EncryptedRestore(pulumi.ComponentResource):
         self.source_identifier = None if args.phase == "cutover-done" else settings.identifier
         self.register_outputs(self.outputs())
 
-    def _chain(self, name: str, args: EncryptExistingArgs, namer: Namer, settings: SourceSettings,
+    def _chain(self, name: str, from_replica: bool, namer: Namer, settings: SourceSettings,
                copy_id: str) -> pulumi.Output[str]:
         """Source (-> replica) -> snapshot -> KMS copy; the copy's identifier."""
         child = pulumi.ResourceOptions(parent=self)
         snapshot_of: pulumi.Input[str] = settings.identifier
-        if args.snapshot_from_replica:
+        if from_replica:
             self.replica = aws.rds.Instance(
                 f"{name}-{REPLICA_SUFFIX}",
                 identifier=namer.rds(name, REPLICA_SUFFIX),
@@ -504,10 +514,6 @@ class EncryptedRestore(pulumi.ComponentResource):
             opts=child,
         )
         return self.snapshot_copy.id
-
-    def _kms_key(self, name: str, args: EncryptExistingArgs, namer: Namer, ephemeral: bool) -> pulumi.Output[str]:
-        return customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
-                            description="Encrypted snapshot copy and restored MySQL instance", opts=pulumi.ResourceOptions(parent=self))
 
     def outputs(self) -> dict[str, Any]:
         restored = self.restored

@@ -28,11 +28,15 @@ def customer_key(
     description: str,
     ephemeral: bool,
     opts: pulumi.ResourceOptions,
+    stack_key: pulumi.Input[str] | None = None,
 ) -> pulumi.Output[str]:
-    """The key ARN of ``given_arn`` (any checked key reference, resolved), or of a new rotating
-    KMS key (``<name>-key``) with ``alias``. Never an alias: see ``key_arn``."""
+    """The key ARN of ``given_arn`` (any checked key reference, resolved), else ``stack_key`` (the
+    stack's one customer-managed key), else of a new rotating KMS key (``<name>-key``) with
+    ``alias``. Never an alias: see ``key_arn``."""
     if given_arn:
         return key_arn(given_arn, parent=opts.parent)
+    if stack_key is not None:
+        return pulumi.Output.from_input(stack_key)
     key = aws.kms.Key(
         f"{name}-key",
         description=description,
@@ -43,6 +47,31 @@ def customer_key(
     )
     aws.kms.Alias(f"{name}-key-alias", name=alias, target_key_id=key.key_id, opts=opts)
     return key.arn
+
+
+@dataclass(frozen=True)
+class DatabaseRef:
+    """A database of the stack that a recipe attaches to (rotation, proxy, DMS target) instead of
+    creating one of its own: what the recipe needs to reach it, log in to it and decrypt its secret."""
+
+    engine: str                         # mysql | aurora-postgresql
+    identifier: pulumi.Input[str]       # instance or cluster identifier
+    arn: pulumi.Input[str]
+    resource_id: pulumi.Input[str]      # DbiResourceId / cluster resource id (rds-db:connect ARNs)
+    address: pulumi.Input[str]
+    port: int
+    database_name: str | None
+    master_username: str
+    # The admin secret: RDS-managed (username and password only) or the stack's own JSON secret
+    # (engine, host, port, username, password, dbname), which DMS and the rotation function read.
+    secret_arn: pulumi.Input[str]
+    managed_secret: bool
+    kms_key_arn: pulumi.Input[str]
+    # The database's security group; it admits the app tier, so app-tier members reach it.
+    security_group_id: pulumi.Input[str]
+    cluster: bool = False
+    # What must exist before the database is used (instances, the secret's first value).
+    ready: tuple[pulumi.Resource, ...] = ()
 
 
 # --------------------------------------------------------------------------- KMS key references
@@ -358,6 +387,34 @@ def insights(name: str, settings: ObservabilityArgs, *, kms_key_arn: pulumi.Inpu
         args["monitoring_interval"] = settings.monitoring_interval
         args["monitoring_role_arn"] = role.arn
     return args
+
+
+def admin_secret(name: str, *, secret_name: str, description: str, kms_key_arn: pulumi.Input[str],
+                 ephemeral: bool, engine: str, host: pulumi.Input[str], port: int, username: str,
+                 password: pulumi.Input[str], dbname: str | None, parent: pulumi.Resource,
+                 ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
+    """A database's admin credentials in the JSON shape the rotation function, DMS and the Data API
+    read (engine, host, port, username, password, dbname), under the stack's key; its first version."""
+    secret = aws.secretsmanager.Secret(
+        f"{name}-admin-secret",
+        name=secret_name,
+        description=description,
+        kms_key_id=kms_key_arn,
+        recovery_window_in_days=0 if ephemeral else 30,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    version = aws.secretsmanager.SecretVersion(
+        f"{name}-admin-secret-initial",
+        secret_id=secret.id,
+        secret_string=pulumi.Output.secret(pulumi.Output.json_dumps({
+            "engine": engine, "host": host, "port": port, "username": username, "password": password,
+            "dbname": dbname,
+        })),
+        # After a rotation this version is no longer AWSCURRENT; without this, the next
+        # `pulumi up` after a refresh would move AWSCURRENT back to the retired password.
+        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["version_stages"]),
+    )
+    return secret, version
 
 
 def admin_password(name: str, *, opts: pulumi.ResourceOptions,

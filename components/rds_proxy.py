@@ -55,6 +55,7 @@ from components.parts import (
     MYSQL_MAJORS,
     MYSQL_PAST_STANDARD_SUPPORT,
     MYSQL_PORT,
+    DatabaseRef,
     MySqlOptions,
     ObservabilityArgs,
     RestoreArgs,
@@ -105,6 +106,9 @@ class ProxyUserArgs:
 
 @dataclass(frozen=True)
 class RdsProxyArgs:
+    # stack: front the stack's MySQL instance (db-recipes:mysql). own: a MySQL instance of this
+    # recipe, configured by the instance keys below (engine_version .. restore).
+    database: Literal["stack", "own"] = "stack"
     engine_version: str = MYSQL_DEFAULT_VERSION
     # None: open-source-rds-extended-support-disabled where the major allows it.
     engine_lifecycle_support: str | None = None
@@ -143,12 +147,7 @@ class RdsProxyArgs:
     init_query: str | None = None
 
     def __post_init__(self) -> None:
-        major = mysql_major(self.engine_version)
-        check_lifecycle(self.engine_lifecycle_support, major, MYSQL_PAST_STANDARD_SUPPORT)
-        check_parameters(self.parameters or {})
-        bad = sorted(set(self.log_exports) - set(MYSQL_LOG_EXPORTS))
-        if bad:
-            raise ValueError(f"log_exports: unknown log {bad[0]!r} (allowed: {', '.join(MYSQL_LOG_EXPORTS)})")
+        check_mysql_instance(self)
         if self.default_auth_scheme not in AUTH_SCHEMES:
             raise ValueError(f"default_auth_scheme: {self.default_auth_scheme!r} is not allowed "
                              f"(allowed: {', '.join(AUTH_SCHEMES)})")
@@ -164,10 +163,6 @@ class RdsProxyArgs:
                              f"(allowed: {', '.join(PINNING_FILTERS)})")
         if self.init_query is not None and not self.init_query.strip():
             raise ValueError("init_query: empty; leave it unset instead")
-        if not self.instance_class.startswith("db."):
-            raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {self.instance_class!r}")
-        if not 20 <= self.allocated_storage <= 65536:
-            raise ValueError(f"allocated_storage: must be 20..65536 GiB, got {self.allocated_storage}")
         _check_range("max_connections_percent", self.max_connections_percent, 1, 100)
         _check_range("max_idle_connections_percent", self.max_idle_connections_percent, 0,
                      self.max_connections_percent, "at most max_connections_percent")
@@ -175,11 +170,25 @@ class RdsProxyArgs:
         _check_range("idle_client_timeout", self.idle_client_timeout, 1, 28800)
         _check_range("lambda_timeout", self.lambda_timeout, 3, 900)
         _check_range("lambda_memory", self.lambda_memory, 128, 10240)
-        if self.backup_retention_days is not None:
-            _check_range("backup_retention_days", self.backup_retention_days, 1, 35)
-        check_identifier("database_name", self.database_name, 64)
-        check_identifier("master_username", self.master_username, 16)
-        check_kms_key_arn(self.kms_key_arn)
+
+
+def check_mysql_instance(args: Any) -> None:
+    """The settings every RDS MySQL instance config of the project shares (the stack's MySQL, and
+    the own instances of rds-proxy and secret-rotation): engine, lifecycle, parameters, log exports,
+    class, storage, backups, names and key."""
+    check_lifecycle(args.engine_lifecycle_support, mysql_major(args.engine_version), MYSQL_PAST_STANDARD_SUPPORT)
+    check_parameters(args.parameters or {})
+    bad = sorted(set(args.log_exports) - set(MYSQL_LOG_EXPORTS))
+    if bad:
+        raise ValueError(f"log_exports: unknown log {bad[0]!r} (allowed: {', '.join(MYSQL_LOG_EXPORTS)})")
+    if not args.instance_class.startswith("db."):
+        raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {args.instance_class!r}")
+    _check_range("allocated_storage", args.allocated_storage, 20, 65536, "GiB")
+    if args.backup_retention_days is not None:
+        _check_range("backup_retention_days", args.backup_retention_days, 1, 35)
+    check_identifier("database_name", args.database_name, 64)
+    check_identifier("master_username", args.master_username, 16)
+    check_kms_key_arn(args.kms_key_arn)
 
 
 def _check_range(field: str, value: int, low: int, high: int, note: str = "") -> None:
@@ -250,8 +259,10 @@ class MySqlProxy(pulumi.ComponentResource):
         subnet_ids: pulumi.Input[Any],
         archive: BuiltArchive | None = None,
         log_retention_days: int = EPHEMERAL_LOG_DAYS,
+        database: DatabaseRef | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``database``: the stack's MySQL instance to front; None: an instance of this recipe's own."""
         super().__init__("db-recipes:proxy:MySqlProxy", name, None, opts)
         self._name = name
         self._log_days = log_retention_days
@@ -260,20 +271,30 @@ class MySqlProxy(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         region = aws.get_region_output(opts=invoke).region
         account = aws.get_caller_identity_output(opts=invoke).account_id
-        instance_id = namer.rds("proxy", "mysql")
-
-        kms_key_arn = customer_key(
-            name, args.kms_key_arn, alias=namer.kms_alias("proxy"), ephemeral=ephemeral,
-            description=f"RDS MySQL {instance_id}: storage and credentials secret", opts=self._child)
-        db_sg, proxy_sg, lambda_sg = self._security_groups(args, vpc_id, instance_id)
-        instance, password = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg)
-        secret_arn = self._credentials_secret(args, ephemeral, instance, password, kms_key_arn)
-        user_secrets = [self._user_secret(user, ephemeral, instance, kms_key_arn) for user in args.users]
+        if database is None:
+            instance_id = namer.rds("proxy", "mysql")
+            kms_key_arn = customer_key(
+                name, args.kms_key_arn, alias=namer.kms_alias("proxy"), ephemeral=ephemeral,
+                description=f"RDS MySQL {instance_id}: storage and credentials secret", opts=self._child)
+            db_sg = self._db_group(vpc_id, instance_id)
+            instance, password = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg)
+            secret_arn = self._credentials_secret(args, ephemeral, instance, password, kms_key_arn)
+            database = DatabaseRef(
+                engine=ENGINE, identifier=instance.identifier, arn=instance.arn, resource_id=instance.resource_id,
+                address=instance.address, port=PORT, database_name=args.database_name,
+                master_username=args.master_username, secret_arn=secret_arn, managed_secret=password is None,
+                kms_key_arn=kms_key_arn, security_group_id=db_sg.id)
+        else:
+            instance_id = "the stack's MySQL instance"
+            kms_key_arn = pulumi.Output.from_input(database.kms_key_arn)
+            secret_arn = pulumi.Output.from_input(database.secret_arn)
+        proxy_sg, lambda_sg = self._security_groups(args, vpc_id, instance_id, database.security_group_id)
+        user_secrets = [self._user_secret(user, ephemeral, database.address, kms_key_arn) for user in args.users]
         end_to_end_iam = args.default_auth_scheme == "IAM_AUTH"
-        secrets = [] if end_to_end_iam else [(args.master_username, secret_arn), *user_secrets]
+        secrets = [] if end_to_end_iam else [(database.master_username, secret_arn), *user_secrets]
         keys = [kms_key_arn, *(u.secret_kms_key_arn for u in args.users if u.secret_kms_key_arn)]
         proxy_role = self._proxy_role([arn for _, arn in secrets], keys, region, account,
-                                      instance.resource_id if end_to_end_iam else None,
+                                      pulumi.Output.from_input(database.resource_id) if end_to_end_iam else None,
                                       [u.username for u in args.users])
         self.proxy = aws.rds.Proxy(
             f"{name}-proxy",
@@ -318,25 +339,26 @@ class MySqlProxy(pulumi.ComponentResource):
             f"{name}-proxy-target",
             db_proxy_name=self.proxy.name,
             target_group_name=target_group.name,
-            db_instance_identifier=instance.identifier,
-            opts=self._child,
+            db_instance_identifier=database.identifier,
+            # An attached instance must be available (and its secret hold a value) first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(database.ready)),
         )
 
         # The function's database user: with end-to-end IAM the proxy can log in as IAM users only.
-        self.db_user = args.users[0].username if end_to_end_iam else args.master_username
+        self.db_user = args.users[0].username if end_to_end_iam else database.master_username
+        self.database_name = database.database_name or args.database_name
         self.proxy_resource_id = self.proxy.arn.apply(lambda arn: arn.rsplit(":", 1)[-1])
         self.function = self._function(args, archive, region, account, subnet_ids, lambda_sg)
 
-        self.instance_identifier = instance.identifier
-        self.instance_arn = instance.arn
-        self.instance_address = instance.address
+        self.instance_identifier = database.identifier
+        self.instance_arn = database.arn
+        self.instance_address = database.address
         self.proxy_arn = self.proxy.arn
         self.proxy_endpoint = self.proxy.endpoint
         self.port = PORT
-        self.database_name = args.database_name
         self.secret_arn = secret_arn
         self.kms_key_arn = kms_key_arn
-        self.db_security_group_id = db_sg.id
+        self.db_security_group_id = database.security_group_id
         self.proxy_security_group_id = proxy_sg.id
         self.lambda_security_group_id = lambda_sg.id
         self.function_name = self.function.name
@@ -345,35 +367,37 @@ class MySqlProxy(pulumi.ComponentResource):
 
     # ------------------------------------------------------------- pieces
 
-    def _security_groups(
-        self, args: RdsProxyArgs, vpc_id: pulumi.Input[str], instance_id: str
-    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+    def _group(self, vpc_id: pulumi.Input[str], suffix: str, description: str) -> aws.ec2.SecurityGroup:
         # Groups without inline rules; the rules are separate resources because they refer to each
         # other in a cycle (function -> proxy -> database) that inline rules cannot express.
-        def group(suffix: str, description: str) -> aws.ec2.SecurityGroup:
-            return aws.ec2.SecurityGroup(
-                f"{self._name}-{suffix}-sg",
-                name=self._namer.security_group("proxy", suffix),
-                description=description,
-                vpc_id=vpc_id,
-                opts=self._child,
-            )
+        return aws.ec2.SecurityGroup(
+            f"{self._name}-{suffix}-sg",
+            name=self._namer.security_group("proxy", suffix),
+            description=description,
+            vpc_id=vpc_id,
+            opts=self._child,
+        )
 
-        db_sg = group("db", f"MySQL {instance_id}: port {PORT} from its RDS Proxy only")
-        proxy_sg = group("proxy", f"RDS Proxy of {instance_id}: port {PORT} in from clients, out to the DB")
-        lambda_sg = group("lambda", f"Proxy client function: MySQL to the proxy of {instance_id} only")
-        self._ingress("db-from-proxy", db_sg, proxy_sg.id, "MySQL from the RDS Proxy")
-        self._egress("proxy-to-db", proxy_sg, db_sg.id, "MySQL to the database")
-        self._ingress("proxy-from-lambda", proxy_sg, lambda_sg.id, "MySQL from the proxy client function")
+    def _db_group(self, vpc_id: pulumi.Input[str], instance_id: str) -> aws.ec2.SecurityGroup:
+        return self._group(vpc_id, "db", f"MySQL {instance_id}: port {PORT} from its RDS Proxy only")
+
+    def _security_groups(
+        self, args: RdsProxyArgs, vpc_id: pulumi.Input[str], instance_id: str, db_group_id: pulumi.Input[str]
+    ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup]:
+        proxy_sg = self._group(vpc_id, "proxy", f"RDS Proxy of {instance_id}: port {PORT} in from clients, out to the DB")
+        lambda_sg = self._group(vpc_id, "lambda", f"Proxy client function: MySQL to the proxy of {instance_id} only")
+        self._ingress("db-from-proxy", db_group_id, proxy_sg.id, "MySQL from the RDS Proxy")
+        self._egress("proxy-to-db", proxy_sg, db_group_id, "MySQL to the database")
+        self._ingress("proxy-from-lambda", proxy_sg.id, lambda_sg.id, "MySQL from the proxy client function")
         for index, group_id in enumerate(args.allowed_security_group_ids):
-            self._ingress(f"proxy-from-allowed-{index}", proxy_sg, group_id, "MySQL from an allowed client group")
+            self._ingress(f"proxy-from-allowed-{index}", proxy_sg.id, group_id, "MySQL from an allowed client group")
         self._egress("lambda-to-proxy", lambda_sg, proxy_sg.id, "MySQL to the RDS Proxy")
-        return db_sg, proxy_sg, lambda_sg
+        return proxy_sg, lambda_sg
 
-    def _ingress(self, suffix: str, group: aws.ec2.SecurityGroup, source: pulumi.Input[str], text: str) -> None:
+    def _ingress(self, suffix: str, group_id: pulumi.Input[str], source: pulumi.Input[str], text: str) -> None:
         aws.vpc.SecurityGroupIngressRule(
             f"{self._name}-{suffix}",
-            security_group_id=group.id,
+            security_group_id=group_id,
             referenced_security_group_id=source,
             ip_protocol="tcp", from_port=PORT, to_port=PORT,
             description=text,
@@ -467,7 +491,7 @@ class MySqlProxy(pulumi.ComponentResource):
         )
         return secret.arn
 
-    def _user_secret(self, user: ProxyUserArgs, ephemeral: bool, instance: aws.rds.Instance,
+    def _user_secret(self, user: ProxyUserArgs, ephemeral: bool, address: pulumi.Input[str],
                      kms_key_arn: pulumi.Output[str]) -> tuple[str, pulumi.Output[str]]:
         if user.secret_arn is not None:
             return user.username, pulumi.Output.from_input(user.secret_arn)
@@ -484,7 +508,7 @@ class MySqlProxy(pulumi.ComponentResource):
             f"{self._name}-user-{user.username}-value",
             secret_id=secret.id,
             secret_string=pulumi.Output.secret(pulumi.Output.json_dumps({
-                "engine": ENGINE, "host": instance.address, "port": PORT,
+                "engine": ENGINE, "host": address, "port": PORT,
                 "username": user.username, "password": password.result,
             })),
             opts=self._child,
@@ -556,7 +580,7 @@ class MySqlProxy(pulumi.ComponentResource):
                 "DB_HOST": self.proxy.endpoint,  # the proxy, never the instance
                 "DB_PORT": str(PORT),
                 "DB_USER": self.db_user,
-                "DB_NAME": args.database_name,
+                "DB_NAME": self.database_name,
                 # AWS_REGION is reserved (Lambda sets it); this names the region the token is signed for.
                 "DB_REGION": region,
             }),

@@ -7,6 +7,7 @@ All config is parsed and validated before the first resource is registered.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ import pulumi_aws as aws
 
 from components import naming
 from components.aurora_serverless import AuroraServerlessArgs, AuroraServerlessPostgres
+from components.branch_databases import BranchDatabases, StackMySqlArgs
 from components.config import ConfigError, from_mapping
 from components.data_api import DataApiAccess, DataApiArgs
 from components.dms_migration import DmsMigration, DmsMigrationArgs, DmsSource
@@ -24,7 +26,7 @@ from components.dynamodb_autoscaling import DynamoDbAutoscaling, DynamoDbAutosca
 from components.encrypted_restore import DemoMySqlSource, DemoSourceArgs, EncryptedRestore, EncryptExistingArgs
 from components.iam_auth import IamAuthArgs, IamDatabaseAuth
 from components.network import Network, NetworkArgs
-from components.parts import check_log_retention, log_retention_days
+from components.parts import DatabaseRef, check_log_retention, log_retention_days
 from components.rds_proxy import MySqlProxy, RdsProxyArgs
 from components.secret_rotation import RotatedSecret, SecretRotationArgs
 
@@ -66,7 +68,19 @@ RECIPES: dict[str, Recipe] = {
 RECIPE_NAMES: tuple[str, ...] = tuple(RECIPES)
 
 # Keys of the ``db-recipes`` namespace that are not recipe objects.
-GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network", "log-retention-days")
+GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network", "log-retention-days", "mysql")
+
+# Recipes that attach to a database of the stack (``database: stack``, the default) or build one
+# of their own (``database: own``), and the keys that configure only that own database.
+OWN_DATABASE_KEYS: dict[str, tuple[str, ...]] = {
+    "rds-proxy": ("engine_version", "engine_lifecycle_support", "instance_class", "allocated_storage",
+                  "database_name", "master_username", "credentials", "kms_key_arn", "backup_retention_days",
+                  "parameters", "log_exports", "observability", "restore"),
+    "secret-rotation": ("engine_version", "engine_lifecycle_support", "instance_class", "allocated_storage",
+                        "database_name", "master_username", "kms_key_arn", "backup_retention_days", "parameters",
+                        "log_exports", "observability", "allowed_security_group_ids"),
+    "dms-migration": ("target",),
+}
 
 
 @dataclass(frozen=True)
@@ -90,9 +104,29 @@ class StackConfig:
     recipe_args: Mapping[str, Any] = field(default_factory=dict)
     # Days the stack's CloudWatch log groups keep their logs; None: 14 (ephemeral) or 365 (durable).
     log_retention_days: int | None = None
+    # The stack's MySQL instance, built when a recipe attaches to it (``uses_mysql``).
+    mysql: StackMySqlArgs = field(default_factory=StackMySqlArgs)
 
     def args(self, recipe: str) -> Any:
         return self.recipe_args[recipe]
+
+    def on_stack_database(self, recipe: str) -> bool:
+        """Whether ``recipe`` is selected and attaches to a database of the stack."""
+        return recipe in self.recipes and getattr(self.args(recipe), "database", "stack") == "stack"
+
+    @property
+    def rotation_database(self) -> str:
+        """The stack database secret-rotation rotates: the Aurora cluster when there is one."""
+        return rotation_database(self.recipes)
+
+    @property
+    def uses_mysql(self) -> bool:
+        return (self.on_stack_database("rds-proxy") or self.on_stack_database("dms-migration")
+                or (self.on_stack_database("secret-rotation") and self.rotation_database == "mysql"))
+
+
+def rotation_database(selected: tuple[str, ...]) -> str:
+    return "aurora" if "aurora-serverless" in selected else "mysql"
 
 
 def parse_recipe_selection(value: Any, path: str = f"{NAMESPACE}:recipes") -> tuple[str, ...]:
@@ -136,6 +170,10 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
     selected = _implied(selected, recipe_args)
     recipe_args = _linked(selected, recipe_args)
     ephemeral = from_mapping(_Flag, {"value": values.get("ephemeral", False)}, f"{NAMESPACE}:ephemeral").value
+    _check_own_database_keys(selected, recipe_args)
+    _check_branch_replication(selected, recipe_args, ephemeral)
+    mysql = from_mapping(StackMySqlArgs, values.get("mysql"), f"{NAMESPACE}:mysql")
+    recipe_args, mysql = _linked_credentials(selected, recipe_args, mysql)
     branch = values.get("branch")
     if branch is not None:
         try:
@@ -153,6 +191,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
         network=from_mapping(NetworkArgs, values.get("network"), f"{NAMESPACE}:network"),
         recipe_args=recipe_args,
         log_retention_days=retention,
+        mysql=mysql,
     )
 
 
@@ -200,6 +239,60 @@ def _linked(selected: tuple[str, ...], recipe_args: Mapping[str, Any]) -> dict[s
     return linked
 
 
+def _check_own_database_keys(selected: tuple[str, ...], recipe_args: Mapping[str, Any]) -> None:
+    """A recipe on the stack's database has no database of its own to configure."""
+    for recipe, keys in OWN_DATABASE_KEYS.items():
+        args = recipe_args[recipe]
+        if recipe not in selected or args.database == "own":
+            continue
+        defaults = {f.name: f for f in dataclasses.fields(args)}
+        for key in keys:
+            spec = defaults[key]
+            default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+            value = getattr(args, key)
+            if value != default and (value or default):
+                raise ConfigError(
+                    f"{NAMESPACE}:{recipe}.{key}: configures a database of the recipe's own, but {recipe} uses "
+                    f"the stack's; set {recipe}.database: own to keep one (the former layout), or configure the "
+                    f"stack's database ({NAMESPACE}:mysql, {NAMESPACE}:aurora-serverless)")
+
+
+def _check_branch_replication(selected: tuple[str, ...], recipe_args: Mapping[str, Any], ephemeral: bool) -> None:
+    dms = recipe_args["dms-migration"]
+    serverless = dms.compute == "serverless" or (dms.compute is None and ephemeral)
+    if "dms-migration" in selected and ephemeral and serverless and dms.start_replication_task:
+        raise ConfigError(
+            f"{NAMESPACE}:dms-migration.start_replication_task: a branch stack never starts its DMS Serverless "
+            "replication (it is billed from the start, and for 48 hours after a stop); start it by hand with "
+            "aws dms start-replication, or set compute: instance")
+
+
+def _linked_credentials(selected: tuple[str, ...], recipe_args: Mapping[str, Any],
+                        mysql: StackMySqlArgs) -> tuple[dict[str, Any], StackMySqlArgs]:
+    """How the stack's databases keep their admin password, as the recipes attached to them need it:
+    RDS-managed for managed rotation, the stack's own JSON secret for the rotation function and DMS."""
+    linked = dict(recipe_args)
+    needs: dict[str, list[tuple[str, str]]] = {"aurora-serverless": [], "mysql": []}
+    rotation = recipe_args["secret-rotation"]
+    if "secret-rotation" in selected and rotation.database == "stack":
+        mode = "managed" if rotation.managed else "secret"
+        why = "secret-rotation (managed: true)" if rotation.managed else "secret-rotation's function"
+        needs["aurora-serverless" if rotation_database(selected) == "aurora" else "mysql"].append((mode, why))
+    if "dms-migration" in selected and recipe_args["dms-migration"].database == "stack":
+        needs["mysql"].append(("secret", "dms-migration (DMS reads host and port from it)"))
+    chosen: dict[str, str | None] = {}
+    for database, wants in needs.items():
+        given = (mysql if database == "mysql" else recipe_args[database]).credentials
+        modes = {mode for mode, _ in wants} | ({given} if given else set())
+        if len(modes) > 1:
+            reasons = ", ".join(f"{why} needs {mode}" for mode, why in wants)
+            raise ConfigError(f"{NAMESPACE}:{database}.credentials: {given or 'the recipes disagree'}, but {reasons}")
+        chosen[database] = next(iter(modes), None)
+    if chosen["aurora-serverless"] != recipe_args["aurora-serverless"].credentials:
+        linked["aurora-serverless"] = replace(recipe_args["aurora-serverless"], credentials=chosen["aurora-serverless"])
+    return linked, replace(mysql, credentials=chosen["mysql"])
+
+
 def _has_own_target(name: str, args: Any) -> bool:
     return getattr(args, "target", None) is not None
 
@@ -224,9 +317,14 @@ class _Build:
     config: StackConfig
     namer: naming.Namer
     opts: pulumi.ResourceOptions
+    databases: BranchDatabases
     network: Network | None = None
     built: dict[str, Any] = field(default_factory=dict)
     demo_source: DemoMySqlSource | None = None
+
+    def key(self, given: str | None) -> pulumi.Output[str] | None:
+        """The stack's customer-managed key for a recipe, unless the recipe names a key of its own."""
+        return None if given else self.databases.key()
 
 
 def default_tags(config: StackConfig, project: str = PROJECT) -> dict[str, str]:
@@ -273,24 +371,27 @@ def _endpoints(settings: ProviderSettings) -> aws.ProviderEndpointArgs:
 def build(config: StackConfig, provider_settings: ProviderSettings | None = None) -> dict[str, Any]:
     """Register the selected recipes and return their outputs, keyed by recipe name."""
     provider = make_provider(config, provider_settings)
-    ctx = _Build(
-        config=config,
-        namer=naming.Namer.for_stack(config.stack),
-        opts=pulumi.ResourceOptions(providers={"aws": provider}),
-    )
+    namer = naming.Namer.for_stack(config.stack)
+    opts = pulumi.ResourceOptions(providers={"aws": provider})
+    network = None
     if any(RECIPES[name].needs_network for name in config.recipes):
-        ctx.network = Network(
-            "network",
-            config.network,
-            namer=ctx.namer,
-            interface_endpoints=_interface_endpoints(config),
-            opts=ctx.opts,
-        )
+        network = Network("network", config.network, namer=namer, interface_endpoints=_interface_endpoints(config),
+                          opts=opts)
+    databases = BranchDatabases(
+        namer=namer, ephemeral=config.ephemeral,
+        log_retention_days=log_retention_days(config.log_retention_days, config.ephemeral), opts=opts,
+        placement={"namer": namer, "ephemeral": config.ephemeral, "vpc_id": network.vpc_id,
+                   "subnet_ids": network.private_subnet_ids} if network else {},
+        client_security_group_ids=[network.app_security_group_id] if network else [],
+    )
+    ctx = _Build(config=config, namer=namer, opts=opts, databases=databases, network=network)
     outputs: dict[str, Any] = {}
     if ctx.network is not None:
         outputs["network"] = ctx.network.outputs()
     for name in config.recipes:
         outputs[name] = BUILDERS[name](ctx, config.args(name))
+    if databases.mysql_built is not None:
+        outputs["mysql"] = databases.mysql_built.outputs()
     return outputs
 
 
@@ -344,6 +445,11 @@ def _interface_endpoints(config: StackConfig) -> tuple[str, ...]:
     # managed rotation runs no function at all.
     if config.network.shared_stack is not None:
         return ()  # the shared stack has them (SHARED_INTERFACE_ENDPOINTS)
+    if config.ephemeral:
+        # An interface endpoint bills every hour in every AZ: paid once per account in the shared
+        # network, never per branch. A branch on a network of its own has no path to Secrets
+        # Manager (fine on the local target; on AWS branches use the shared network by default).
+        return ()
     rotation = "secret-rotation" in config.recipes and not config.args("secret-rotation").managed
     if rotation or "dms-migration" in config.recipes:
         return ("secretsmanager",)
@@ -369,14 +475,7 @@ def _client_sgs(ctx: _Build, extra: tuple[str, ...]) -> list[Any]:
 
 def _build_aurora(ctx: _Build, args: AuroraServerlessArgs) -> dict[str, Any]:
     assert ctx.network is not None
-    aurora = AuroraServerlessPostgres(
-        "aurora",
-        args,
-        **_placement(ctx),
-        client_security_group_ids=_client_sgs(ctx, args.allowed_security_group_ids),
-        **_logs(ctx),
-        opts=ctx.opts,
-    )
+    aurora = ctx.databases.aurora(args)
     ctx.built["aurora-serverless"] = aurora
     return aurora.outputs()
 
@@ -422,6 +521,7 @@ def _build_encrypt_existing(ctx: _Build, args: EncryptExistingArgs) -> dict[str,
         args,
         **_placement(ctx),
         client_security_group_ids=_client_sgs(ctx, ()),
+        stack_key=ctx.key(args.kms_key_arn),
         opts=ctx.opts,
     )
     ctx.built["encrypt-existing"] = restore
@@ -449,6 +549,7 @@ def _build_dms(ctx: _Build, args: DmsMigrationArgs) -> dict[str, Any]:
             username=demo.username, password=demo.password,
         )
         source_group, source_port = demo.security_group_id, demo.port
+    own = args.database == "own"
     dms = DmsMigration(
         "dms",
         args,
@@ -456,9 +557,12 @@ def _build_dms(ctx: _Build, args: DmsMigrationArgs) -> dict[str, Any]:
         client_security_group_ids=_client_sgs(ctx, ()),
         source=source,
         # A replication instance in a private subnet fetches endpoint secrets through the
-        # Secrets Manager interface endpoint, which admits the app tier.
+        # Secrets Manager interface endpoint, which admits the app tier, as does the stack's MySQL.
         member_security_group_ids=[ctx.network.app_security_group_id],
         **_logs(ctx),
+        # database: own keeps the former layout, with its own target and key.
+        target=None if own else ctx.databases.mysql(ctx.config.mysql).ref(),
+        stack_key=None if own else ctx.key(args.kms_key_arn),
         opts=ctx.opts,
     )
     if source_group is not None:
@@ -482,6 +586,7 @@ def _build_dynamodb(ctx: _Build, args: DynamoDbAutoscalingArgs) -> dict[str, Any
         args,
         namer=ctx.namer,
         ephemeral=ctx.config.ephemeral,
+        stack_key=ctx.key(args.kms_key_arn),
         opts=ctx.opts,
     )
     ctx.built["dynamodb-autoscaling"] = table
@@ -495,6 +600,7 @@ def _build_rds_proxy(ctx: _Build, args: RdsProxyArgs) -> dict[str, Any]:
         args,
         **_placement(ctx),
         **_logs(ctx),
+        database=None if args.database == "own" else ctx.databases.mysql(ctx.config.mysql).ref(),
         opts=ctx.opts,
     )
     ctx.built["rds-proxy"] = proxy
@@ -510,10 +616,21 @@ def _build_secret_rotation(ctx: _Build, args: SecretRotationArgs) -> dict[str, A
         app_security_group_id=ctx.network.app_security_group_id,
         endpoint_dependencies=[ctx.network],
         **_logs(ctx),
+        database=_rotated_database(ctx, args),
         opts=ctx.opts,
     )
     ctx.built["secret-rotation"] = rotated
     return rotated.outputs()
+
+
+def _rotated_database(ctx: _Build, args: SecretRotationArgs) -> DatabaseRef | None:
+    """The stack's Aurora cluster when it has one (the function speaks PostgreSQL), else its MySQL."""
+    if args.database == "own":
+        return None
+    if ctx.config.rotation_database == "aurora":
+        aurora = ctx.built["aurora-serverless"]
+        return aurora.ref()
+    return ctx.databases.mysql(ctx.config.mysql).ref()
 
 
 BUILDERS: dict[str, Callable[[_Build, Any], dict[str, Any]]] = {

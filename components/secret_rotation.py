@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -62,23 +62,19 @@ from components.parts import (
     EPHEMERAL_LOG_DAYS,
     MYSQL_DEFAULT_VERSION,
     MYSQL_ENGINE,
-    MYSQL_PAST_STANDARD_SUPPORT,
     MYSQL_PORT,
+    DatabaseRef,
     MySqlOptions,
     ObservabilityArgs,
     admin_password,
-    check_lifecycle,
-    check_parameters,
+    admin_secret,
     customer_key,
     encrypted_mysql,
     log_groups,
-    mysql_major,
 )
 from components.rds_proxy import (
     DEFAULT_MYSQL_LOG_EXPORTS,
-    MYSQL_LOG_EXPORTS,
-    check_identifier,
-    check_kms_key_arn,
+    check_mysql_instance,
     lambda_role,
     managed_secret_arn,
 )
@@ -96,6 +92,10 @@ PASSWORD_LENGTH_RANGE = (16, 128)
 
 @dataclass(frozen=True)
 class SecretRotationArgs:
+    # stack: rotate the admin user of the stack's Aurora cluster when it has one, else of its MySQL
+    # instance. own: an RDS MySQL instance of this recipe (the instance keys engine_version ..
+    # observability below).
+    database: Literal["stack", "own"] = "stack"
     # true: RDS-managed master password, rotated by RDS; no function.
     managed: bool = False
     # Days between rotations (1..1000); None: 30. In both modes (managed: the RDS-managed secret's schedule).
@@ -130,29 +130,16 @@ class SecretRotationArgs:
         low, high = ROTATION_DAYS_RANGE
         if self.rotation_days is not None and not low <= self.rotation_days <= high:
             raise ValueError(f"rotation_days: must be {low}..{high}, got {self.rotation_days}")
-        check_lifecycle(self.engine_lifecycle_support, mysql_major(self.engine_version), MYSQL_PAST_STANDARD_SUPPORT)
-        check_parameters(self.parameters or {})
-        bad = sorted(set(self.log_exports) - set(MYSQL_LOG_EXPORTS))
-        if bad:
-            raise ValueError(f"log_exports: unknown log {bad[0]!r} (allowed: {', '.join(MYSQL_LOG_EXPORTS)})")
+        check_mysql_instance(self)
         if self.ca_bundle is not None and self.managed:
             raise ValueError("ca_bundle: managed rotation runs no function; remove ca_bundle or set managed: false")
         low, high = PASSWORD_LENGTH_RANGE
         if not low <= self.password_length <= high:
             raise ValueError(f"password_length: must be {low}..{high}, got {self.password_length}")
-        if not self.instance_class.startswith("db."):
-            raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {self.instance_class!r}")
-        if not 20 <= self.allocated_storage <= 65536:
-            raise ValueError(f"allocated_storage: must be 20..65536 GiB, got {self.allocated_storage}")
         if not 3 <= self.lambda_timeout <= 900:
             raise ValueError(f"lambda_timeout: must be 3..900 seconds, got {self.lambda_timeout}")
         if not 128 <= self.lambda_memory <= 10240:
             raise ValueError(f"lambda_memory: must be 128..10240 MB, got {self.lambda_memory}")
-        if self.backup_retention_days is not None and not 1 <= self.backup_retention_days <= 35:
-            raise ValueError(f"backup_retention_days: must be 1..35, got {self.backup_retention_days}")
-        check_identifier("database_name", self.database_name, 64)
-        check_identifier("master_username", self.master_username, 16)
-        check_kms_key_arn(self.kms_key_arn)
 
     @property
     def days(self) -> int:
@@ -160,7 +147,8 @@ class SecretRotationArgs:
 
 
 class RotatedSecret(pulumi.ComponentResource):
-    """An RDS MySQL instance whose admin password is rotated: by a Lambda function, or by RDS."""
+    """An RDS admin password that is rotated, by a Lambda function or by RDS: of the stack's
+    database (``database``) or of an RDS MySQL instance of this recipe's own."""
 
     def __init__(
         self,
@@ -175,92 +163,119 @@ class RotatedSecret(pulumi.ComponentResource):
         archive: BuiltArchive | None = None,
         endpoint_dependencies: Sequence[pulumi.Resource] = (),
         log_retention_days: int = EPHEMERAL_LOG_DAYS,
+        database: DatabaseRef | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``endpoint_dependencies``: what must exist before the first rotation runs (the network
-        with its Secrets Manager endpoint), since ``rotate_immediately`` invokes the function."""
+        with its Secrets Manager endpoint), since ``rotate_immediately`` invokes the function.
+        ``database``: the stack's database whose admin secret is rotated (its secret must be
+        RDS-managed for ``managed: true``, the stack's own JSON secret otherwise); None: an
+        RDS MySQL instance of this recipe's own."""
         super().__init__("db-recipes:rotation:RotatedSecret", name, None, opts)
         self._name = name
         self._log_days = log_retention_days
         self._child = pulumi.ResourceOptions(parent=self)
         self._namer = namer
-        instance_id = namer.rds("rotation", "mysql")
+        if database is not None and database.managed_secret != args.managed:
+            raise ValueError(f"secret-rotation: managed is {str(args.managed).lower()} but the database's admin "
+                             f"secret is {'RDS-managed' if database.managed_secret else 'the stack'}'s own")
+        own = database is None
+        instance_id = namer.rds("rotation", "mysql") if own else "the stack's database"
+        port = PORT if database is None else database.port
 
-        kms_key_arn = customer_key(
-            name, args.kms_key_arn, alias=namer.kms_alias("rotation"), ephemeral=ephemeral,
-            description=f"RDS MySQL {instance_id}: storage and admin secret", opts=self._child)
         function_sg = None if args.managed else aws.ec2.SecurityGroup(
             f"{name}-function-sg",
             name=namer.security_group("rotation", "function"),
-            description=f"Rotation function of {instance_id}: MySQL to that database only",
+            description=f"Rotation function of {instance_id}: the database port to that database only",
             vpc_id=vpc_id,
             opts=self._child,
         )
-        db_sg = self._db_security_group(args, vpc_id, function_sg, instance_id)
+        # Version stages are the rotation's: the stack wrote the first value and leaves the rest alone.
+        first_value: list[pulumi.Resource] = []
+        if database is None:
+            kms_key_arn = customer_key(
+                name, args.kms_key_arn, alias=namer.kms_alias("rotation"), ephemeral=ephemeral,
+                description=f"RDS MySQL {instance_id}: storage and admin secret", opts=self._child)
+            db_sg = self._db_security_group(args, vpc_id, function_sg, instance_id)
+            password = None if args.managed else admin_password(
+                f"{name}-initial-password", length=INITIAL_PASSWORD_LENGTH, opts=self._child)
+            self.instance = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg, password)
+            self._instance_id = instance_id
+            if password is None:
+                secret_arn: pulumi.Output[str] = self.instance.master_user_secrets.apply(managed_secret_arn)
+            else:
+                secret, version = self._secret(args, ephemeral, kms_key_arn, password)
+                secret_arn, first_value = secret.arn, [version]
+            database = DatabaseRef(
+                engine=ENGINE, identifier=self.instance.identifier, arn=self.instance.arn,
+                resource_id=self.instance.resource_id, address=self.instance.address, port=PORT,
+                database_name=args.database_name, master_username=args.master_username, secret_arn=secret_arn,
+                managed_secret=password is None, kms_key_arn=kms_key_arn, security_group_id=db_sg.id,
+                ready=(self.instance, *first_value))
+        else:
+            kms_key_arn = pulumi.Output.from_input(database.kms_key_arn)
+            secret_arn = pulumi.Output.from_input(database.secret_arn)
         if function_sg is not None:
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-function-to-db",
                 security_group_id=function_sg.id,
-                referenced_security_group_id=db_sg.id,
-                ip_protocol="tcp", from_port=PORT, to_port=PORT,
-                description="MySQL to the database it rotates",
+                referenced_security_group_id=database.security_group_id,
+                ip_protocol="tcp", from_port=port, to_port=port,
+                description="The database port of the database it rotates",
                 opts=self._child,
             )
-        password = None if args.managed else admin_password(
-            f"{name}-initial-password", length=INITIAL_PASSWORD_LENGTH, opts=self._child)
-        self.instance = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg, password)
-        self._instance_id = instance_id
 
         self.function: aws.lambda_.Function | None = None
         self.rotation: aws.secretsmanager.SecretRotation | None = None
-        if password is None:
-            self.secret_arn: pulumi.Output[str] = self.instance.master_user_secrets.apply(managed_secret_arn)
+        if args.managed:
             # No function: Secrets Manager rotates an RDS-managed secret itself; only the schedule is ours.
             self.rotation = aws.secretsmanager.SecretRotation(
                 f"{name}-rotation",
-                secret_id=self.secret_arn,
+                secret_id=secret_arn,
                 rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=args.days),
                 rotate_immediately=args.rotate_immediately,
-                opts=self._child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(database.ready)),
             )
         else:
-            secret, version = self._secret(args, ephemeral, kms_key_arn, password)
-            self.secret_arn = secret.arn
             region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
             assert function_sg is not None
-            self.function = self._function(args, archive, secret, kms_key_arn, region, subnet_ids,
+            # The function joins the app tier: the Secrets Manager endpoint admits it, and the
+            # stack's databases admit the app tier on their port.
+            self.function = self._function(args, archive, secret_arn, kms_key_arn, region, subnet_ids,
                                            [function_sg.id, app_security_group_id])
             permission = aws.lambda_.Permission(
                 f"{name}-invoke-permission",
                 action="lambda:InvokeFunction",
                 function=self.function.name,
                 principal="secretsmanager.amazonaws.com",
-                source_arn=secret.arn,  # this secret only, not any secret in the account
+                source_arn=secret_arn,  # this secret only, not any secret in the account
                 opts=self._child,
             )
             self.rotation = aws.secretsmanager.SecretRotation(
                 f"{name}-rotation",
-                secret_id=secret.id,
+                secret_id=secret_arn,
                 rotation_lambda_arn=self.function.arn,
                 rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
                     automatically_after_days=args.days,
                 ),
                 rotate_immediately=args.rotate_immediately,
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[permission, version, *endpoint_dependencies]
+                    parent=self, depends_on=[permission, *database.ready, *endpoint_dependencies]
                 ),
             )
 
+        self.secret_arn = secret_arn
         self.managed = args.managed
         self.rotation_days = args.days
-        self.instance_identifier = self.instance.identifier
-        self.instance_arn = self.instance.arn
-        self.address = self.instance.address
-        self.port = PORT
-        self.database_name = args.database_name
-        self.master_username = args.master_username
+        self.instance_identifier = database.identifier
+        self.instance_arn = database.arn
+        self.address = database.address
+        self.port = port
+        self.engine = database.engine
+        self.database_name = database.database_name
+        self.master_username = database.master_username
         self.kms_key_arn = kms_key_arn
-        self.security_group_id = db_sg.id
+        self.security_group_id = database.security_group_id
         self.function_security_group_id = function_sg.id if function_sg is not None else None
         self.register_outputs(self.outputs())
 
@@ -342,36 +357,18 @@ class RotatedSecret(pulumi.ComponentResource):
         kms_key_arn: pulumi.Output[str],
         password: random.RandomPassword,
     ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
-        secret = aws.secretsmanager.Secret(
-            f"{self._name}-admin-secret",
-            name=self._namer.secret("rotation", "admin"),
+        secret, version = admin_secret(
+            self._name, secret_name=self._namer.secret("rotation", "admin"),
             description=f"Admin credentials of RDS MySQL {self._instance_id}, rotated every {args.days} days",
-            kms_key_id=kms_key_arn,
-            recovery_window_in_days=0 if ephemeral else 30,
-            opts=self._child,
-        )
-        version = aws.secretsmanager.SecretVersion(
-            f"{self._name}-admin-secret-initial",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(pulumi.Output.json_dumps({
-                "engine": ENGINE,
-                "host": self.instance.address,
-                "port": PORT,
-                "username": args.master_username,
-                "password": password.result,
-                "dbname": args.database_name,
-            })),
-            # After a rotation this version is no longer AWSCURRENT; without this, the next
-            # `pulumi up` after a refresh would move AWSCURRENT back to the retired password.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["version_stages"]),
-        )
+            kms_key_arn=kms_key_arn, ephemeral=ephemeral, engine=ENGINE, host=self.instance.address, port=PORT,
+            username=args.master_username, password=password.result, dbname=args.database_name, parent=self)
         return secret, version
 
     def _function(
         self,
         args: SecretRotationArgs,
         archive: BuiltArchive | None,
-        secret: aws.secretsmanager.Secret,
+        secret_arn: pulumi.Output[str],
         kms_key_arn: pulumi.Output[str],
         region: pulumi.Output[str],
         subnet_ids: pulumi.Input[Any],
@@ -380,7 +377,7 @@ class RotatedSecret(pulumi.ComponentResource):
         archive = archive or rotation_archive(args.ca_bundle)
         role, vpc_access = lambda_role(f"{self._name}-lambda-role", self._namer.iam_role("rotation", "function"),
                            "Secret rotation function: one secret, its KMS key via Secrets Manager", self._child)
-        document = pulumi.Output.all(secret.arn, kms_key_arn, region).apply(
+        document = pulumi.Output.all(secret_arn, kms_key_arn, region).apply(
             lambda values: json.dumps(rotation_role_policy(*values))
         )
         policy = aws.iam.RolePolicy(f"{self._name}-lambda-policy", role=role.id, policy=document, opts=self._child)
@@ -390,7 +387,7 @@ class RotatedSecret(pulumi.ComponentResource):
         return aws.lambda_.Function(
             f"{self._name}-function",
             name=function_name,
-            description="Secrets Manager single-user rotation of the RDS MySQL admin password",
+            description="Secrets Manager single-user rotation of an RDS admin password",
             runtime=LAMBDA_RUNTIME,
             architectures=[LAMBDA_ARCHITECTURE],
             handler="handler.lambda_handler",
@@ -412,6 +409,7 @@ class RotatedSecret(pulumi.ComponentResource):
     def outputs(self) -> dict[str, Any]:
         return {
             "managed": self.managed,
+            "engine": self.engine,
             "rotation_days": self.rotation_days,
             "secret_arn": self.secret_arn,
             "instance_identifier": self.instance_identifier,

@@ -1,0 +1,240 @@
+"""The stack's databases, created once and shared by the recipes that attach to them.
+
+A stack has at most one Aurora PostgreSQL cluster (the aurora-serverless recipe's, config
+``db-recipes:aurora-serverless``), one RDS MySQL instance (config ``db-recipes:mysql``) and one
+customer-managed KMS key. ``iam-auth``, ``data-api`` and ``secret-rotation`` attach to the
+cluster; ``rds-proxy``, the DMS target and (without a cluster) ``secret-rotation`` attach to the
+MySQL instance. A recipe builds a database of its own only when its config says
+``database: own`` (the layout stacks had before, kept for them), or when the recipe is about
+creating one (encrypt-existing's restored copy, the unencrypted demonstration source).
+
+Every way of creating these databases lives here: new, from a snapshot, or as a point-in-time
+restore / fast clone (``restore``, ``components.parts.RestoreArgs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aurora_serverless import AuroraServerlessArgs, AuroraServerlessPostgres
+from components.naming import Namer
+from components.parts import (
+    MYSQL_DEFAULT_VERSION,
+    MYSQL_ENGINE,
+    MYSQL_PORT,
+    DatabaseRef,
+    MySqlOptions,
+    ObservabilityArgs,
+    RestoreArgs,
+    admin_password,
+    admin_secret,
+    customer_key,
+    encrypted_mysql,
+)
+from components.rds_proxy import DEFAULT_MYSQL_LOG_EXPORTS, check_mysql_instance, managed_secret_arn
+
+# The stack key's logical name, and the one it had when the Aurora cluster owned it: the alias
+# lets an existing stack keep that key (and the cluster encrypted with it) instead of replacing them.
+STACK_KEY_NAME = "stack-key"
+_FORMER_AURORA_KEY = ("aurora-key", "aws:kms/key:Key", "aurora", "db-recipes:aurora:ServerlessPostgres")
+# How a recipe reaches its database: the stack's shared one, or one of its own (the former layout).
+DATABASE_CHOICES = ("stack", "own")
+
+
+@dataclass(frozen=True)
+class StackMySqlArgs:
+    """The stack's RDS MySQL instance (config ``db-recipes:mysql``), created when a recipe uses it."""
+
+    engine_version: str = MYSQL_DEFAULT_VERSION
+    # None: open-source-rds-extended-support-disabled where the major allows it.
+    engine_lifecycle_support: str | None = None
+    instance_class: str = "db.t4g.micro"
+    allocated_storage: int = 20
+    database_name: str = "app"
+    master_username: str = "dbadmin"
+    # managed: RDS keeps the master password in Secrets Manager; secret: a generated one in a JSON
+    # secret of this stack (what DMS and secret-rotation's function read). None: secret when DMS
+    # writes into the instance or the rotation function rotates it, else managed.
+    credentials: Literal["managed", "secret"] | None = None
+    # An existing customer-managed key; None: the stack's key.
+    kms_key_arn: str | None = None
+    # Security groups besides the app tier whose members may reach the instance.
+    allowed_security_group_ids: tuple[str, ...] = ()
+    # None: 1 day for ephemeral stacks, 7 for durable ones.
+    backup_retention_days: int | None = None
+    # DB parameter overrides on top of require_secure_transport=ON.
+    parameters: dict[str, str] | None = None
+    log_exports: tuple[str, ...] = DEFAULT_MYSQL_LOG_EXPORTS
+    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
+    # Create the instance from a snapshot or as a point-in-time restore of another instance.
+    restore: RestoreArgs | None = None
+
+    def __post_init__(self) -> None:
+        check_mysql_instance(self)
+
+
+def stack_key(namer: Namer, *, ephemeral: bool, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """The stack's one customer-managed key (rotating) and its alias; its ARN."""
+    key_name, key_type, parent_name, parent_type = _FORMER_AURORA_KEY
+    former = pulumi.create_urn(key_name, key_type, parent=pulumi.create_urn(parent_name, parent_type))
+    key = aws.kms.Key(
+        STACK_KEY_NAME,
+        description="db-recipes stack key: database storage, secrets, snapshots, DMS, DynamoDB",
+        enable_key_rotation=True,
+        deletion_window_in_days=7 if ephemeral else 30,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[former])),
+    )
+    aws.kms.Alias(f"{STACK_KEY_NAME}-alias", name=namer.kms_alias("stack"), target_key_id=key.key_id, opts=opts)
+    return key.arn
+
+
+class StackMySql(pulumi.ComponentResource):
+    """The stack's private, encrypted, IAM-auth RDS MySQL instance, reachable from the app tier.
+
+    Its security group carries standalone rules only, so recipes attaching to it (the RDS
+    Proxy) add their own ingress rules beside the app tier's.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: StackMySqlArgs,
+        *,
+        namer: Namer,
+        ephemeral: bool,
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[Any],
+        client_security_group_ids: list[pulumi.Input[str]],
+        kms_key_arn: pulumi.Input[str] | None,
+        log_retention_days: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("db-recipes:databases:StackMySql", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        identifier = namer.rds(name)
+        self.kms_key_arn = customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
+                                        description=f"RDS MySQL {identifier}: storage and admin secret",
+                                        opts=child, stack_key=kms_key_arn)
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets", name=namer.rds(name, "subnets"), description=f"Private subnets of {identifier}",
+            subnet_ids=subnet_ids, opts=child)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-sg", name=namer.security_group(name),
+            description=f"MySQL {MYSQL_PORT} to {identifier} from named security groups only",
+            vpc_id=vpc_id, egress=[], opts=child)
+        for index, client in enumerate([*client_security_group_ids, *args.allowed_security_group_ids]):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-client-{index}", security_group_id=group.id, referenced_security_group_id=client,
+                ip_protocol="tcp", from_port=MYSQL_PORT, to_port=MYSQL_PORT,
+                description="MySQL from a client tier", opts=child)
+        managed = args.credentials != "secret"
+        password = None if managed else admin_password(f"{name}-master-password", opts=child)
+        self.instance = encrypted_mysql(
+            f"{name}-instance",
+            identifier=identifier,
+            final_snapshot_identifier=namer.rds(name, "final"),
+            engine_version=args.engine_version,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage,
+            db_name=args.database_name,
+            username=args.master_username,
+            password=None if password is None else password.result,
+            kms_key_arn=self.kms_key_arn,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[group.id],
+            ephemeral=ephemeral,
+            backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
+            parameter_group_name=namer.rds(name, "params"),
+            monitoring_role_name=namer.iam_role(name, "monitoring"),
+            options=MySqlOptions(
+                engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
+                log_exports=args.log_exports, log_retention_days=log_retention_days,
+                observability=args.observability, restore=args.restore,
+            ),
+            opts=child,
+        )
+        ready: list[pulumi.Resource] = [self.instance]
+        if password is None:
+            self.secret_arn: pulumi.Output[str] = self.instance.master_user_secrets.apply(managed_secret_arn)
+        else:
+            secret, version = admin_secret(
+                name, secret_name=namer.secret(name, "admin"), description=f"Admin credentials of RDS MySQL {identifier}",
+                kms_key_arn=self.kms_key_arn, ephemeral=ephemeral, engine=MYSQL_ENGINE, host=self.instance.address,
+                port=MYSQL_PORT, username=args.master_username, password=password.result,
+                dbname=args.database_name, parent=self)
+            ready.append(version)
+            self.secret_arn = secret.arn
+        self.managed_secret = managed
+        self.security_group_id = group.id
+        self.database_name = args.database_name
+        self.master_username = args.master_username
+        self._ready = tuple(ready)
+        self.register_outputs(self.outputs())
+
+    def ref(self) -> DatabaseRef:
+        return DatabaseRef(
+            engine=MYSQL_ENGINE, identifier=self.instance.identifier, arn=self.instance.arn,
+            resource_id=self.instance.resource_id, address=self.instance.address, port=MYSQL_PORT,
+            database_name=self.database_name, master_username=self.master_username, secret_arn=self.secret_arn,
+            managed_secret=self.managed_secret, kms_key_arn=self.kms_key_arn,
+            security_group_id=self.security_group_id, ready=self._ready,
+        )
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "identifier": self.instance.identifier,
+            "arn": self.instance.arn,
+            "resource_id": self.instance.resource_id,
+            "address": self.instance.address,
+            "port": MYSQL_PORT,
+            "database_name": self.database_name,
+            "master_username": self.master_username,
+            "secret_arn": self.secret_arn,
+            "kms_key_arn": self.kms_key_arn,
+            "security_group_id": self.security_group_id,
+        }
+
+
+@dataclass
+class BranchDatabases:
+    """Creates the stack's key, Aurora cluster and MySQL instance once, on first request."""
+
+    namer: Namer
+    ephemeral: bool
+    log_retention_days: int
+    opts: pulumi.ResourceOptions
+    placement: dict[str, Any]
+    client_security_group_ids: list[pulumi.Input[str]]
+    _key: pulumi.Output[str] | None = None
+    _aurora: AuroraServerlessPostgres | None = None
+    _mysql: StackMySql | None = None
+
+    def key(self) -> pulumi.Output[str]:
+        if self._key is None:
+            self._key = stack_key(self.namer, ephemeral=self.ephemeral, opts=self.opts)
+        return self._key
+
+    def aurora(self, args: AuroraServerlessArgs) -> AuroraServerlessPostgres:
+        if self._aurora is None:
+            self._aurora = AuroraServerlessPostgres(
+                "aurora", args, **self.placement,
+                client_security_group_ids=[*self.client_security_group_ids, *args.allowed_security_group_ids],
+                log_retention_days=self.log_retention_days,
+                stack_key=None if args.kms_key_arn else self.key(), opts=self.opts)
+        return self._aurora
+
+    def mysql(self, args: StackMySqlArgs) -> StackMySql:
+        if self._mysql is None:
+            self._mysql = StackMySql(
+                "mysql", args, **self.placement, client_security_group_ids=self.client_security_group_ids,
+                kms_key_arn=None if args.kms_key_arn else self.key(),
+                log_retention_days=self.log_retention_days, opts=self.opts)
+        return self._mysql
+
+    @property
+    def mysql_built(self) -> StackMySql | None:
+        return self._mysql
