@@ -100,6 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("policy_pack", "policies", "DBENV_POLICY_PACK", "policy pack directory attached to up and preview"),
     Setting("parallel", 4, "DBENV_PARALLEL", "how many stacks `dbenv reap` destroys at once"),
     Setting("config", None, "DBENV_CONFIG", "default --config file (Pulumi stack config YAML)"),
+    Setting("budget", None, "DBENV_BUDGET", "USD a month: `up`/`preview` refuse a change whose idle estimate is higher"),
+    Setting("sleep_after", "12h", "DBENV_SLEEP_AFTER", "`dbenv reap` sleeps a branch idle this long since its last up/wake"),
 )
 SETTING_KEYS = tuple(s.key for s in SETTINGS)
 
