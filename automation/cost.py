@@ -121,8 +121,8 @@ USAGE_KEYS: dict[str, tuple[float, str]] = {
     "secrets_api_calls": (0, "Secrets Manager API calls a month"),
     "endpoint_gb": (0, "GB through a VPC interface endpoint a month"),
     "nat_gb": (0, "GB through a NAT gateway a month"),
-    "dynamodb_average_rcu": (-1, "average provisioned read capacity (-1: the autoscaling minimum)"),
-    "dynamodb_average_wcu": (-1, "average provisioned write capacity (-1: the autoscaling minimum)"),
+    "dynamodb_average_rcu": (0, "average provisioned read capacity (at least the autoscaling minimum)"),
+    "dynamodb_average_wcu": (0, "average provisioned write capacity (at least the autoscaling minimum)"),
     "dynamodb_read_request_millions": (0, "million read request units a month (on-demand tables)"),
     "dynamodb_write_request_millions": (0, "million write request units a month (on-demand tables)"),
     "dynamodb_storage_gb": (0, "GB a table stores"),
@@ -605,8 +605,7 @@ def _price_table(ctx: _Context, res: PlannedResource) -> list[Component]:
                 dimension = f"dynamodb:{kind}:{'Read' if unit == 'RCU' else 'Write'}CapacityUnits"
                 minimum = _scaling_minimum(ctx, resource_id, dimension)
                 capacity = minimum if minimum is not None else float(spec.get(field_name) or 0)
-                average = ctx.usage.get(res.name, usage_key)
-                used = capacity if average < 0 else max(average, capacity)
+                used = max(ctx.usage.get(res.name, usage_key), capacity)
                 note = " (autoscaling minimum)" if minimum is not None else ""
                 out.append(ctx.component(f"{label} provisioned {unit}{note}", f"{unit}-hours", key,
                                          capacity * ctx.hours, used * ctx.hours))
