@@ -374,3 +374,49 @@ def test_plan_shows_a_cost_column_unless_no_cost() -> None:
     assert "aws:kms/key:Key  dynamodb-key  $1.00/mo" in with_cost.stdout and "total" in with_cost.stdout
     without = runner.invoke(app, ["plan", "-b", "x", "-r", "dynamodb-autoscaling", "--no-cost"])
     assert "$" not in without.stdout
+
+
+# ----------------------------------------------------------------- the refresh script's parsing
+
+
+def offer(usd: str, *, begin: str = "0") -> str:
+    """A product in the Price List API's GetProducts shape (terms.OnDemand.<sku.term>.priceDimensions)."""
+    return json.dumps({"product": {"sku": "ABC", "attributes": {"instanceType": "db.t4g.micro"}},
+                       "terms": {"OnDemand": {"ABC.JRTCKXETXF": {"priceDimensions": {
+                           "ABC.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "beginRange": begin, "endRange": "Inf",
+                                                         "pricePerUnit": {"USD": usd}}}}}}})
+
+
+def test_refresh_takes_single_matches_and_reports_the_rest() -> None:
+    from datetime import date
+
+    from automation import price_refresh
+
+    asked: list[tuple[str, dict]] = []
+
+    def fetch(service: str, filters: dict) -> list[str]:
+        asked.append((service, filters))
+        if filters.get("instanceType") == "db.t4g.micro" and filters["databaseEngine"] == "MySQL":
+            return [offer("0.0170000000"), offer("0.0100000000", begin="100")]  # the second is a later tier
+        if filters.get("productFamily") == "Encryption Key":
+            return [offer("1.0000000000"), offer("2.0000000000")]  # ambiguous: kept
+        return []
+
+    table = {"prices_as_of": "2026-01-01", "regions": {"us-east-1": {
+        "rds.instance.mysql.db.t4g.micro": {"usd": 0.016, "unit": "hour", "source": "s"},
+        "kms.key": {"usd": 1.0, "unit": "key-month", "source": "s"},
+        "logs.storage": {"usd": 0.03, "unit": "GB-month", "source": "s"}}}}
+    updated, kept = price_refresh.refresh(table, fetch, today=date(2026, 12, 1))
+    assert updated["regions"]["us-east-1"]["rds.instance.mysql.db.t4g.micro"]["usd"] == 0.017
+    assert updated["regions"]["us-east-1"]["kms.key"]["usd"] == 1.0
+    assert updated["prices_as_of"] == "2026-12-01" and table["prices_as_of"] == "2026-01-01"
+    assert any("kms.key: 2 prices" in line for line in kept)
+    assert any("logs.storage: no Price List query" in line for line in kept)
+    assert ("AmazonRDS", {"instanceType": "db.t4g.micro", "databaseEngine": "MySQL", "deploymentOption": "Single-AZ",
+                          "regionCode": "us-east-1"}) in asked
+
+
+def test_the_example_usage_file_is_the_documented_template() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "dbenv-usage.yml"
+    assert example.read_text(encoding="utf-8") == cost.usage_template()
+    assert cost.read_usage(example).values["hours_awake"] == 730
