@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from automation.commands import config, db, env, local, policy, shared
+from automation.commands import config, cost, db, env, local, policy, shared, sleep
 
 app = typer.Typer(
     name="dbenv",
@@ -31,6 +31,9 @@ app.command()(env.outputs)
 app.command()(env.reap)
 app.command()(env.cancel)
 app.command("install-pulumi")(env.install_pulumi)
+app.command()(cost.cost)
+app.command()(sleep.sleep)
+app.command()(sleep.wake)
 app.add_typer(policy.app, name="policy")
 app.add_typer(shared.app, name="shared")
 app.add_typer(local.app, name="local")

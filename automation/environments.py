@@ -318,6 +318,7 @@ class EnvInfo:
     locked: bool
     network: str | None = None
     now: datetime = field(default_factory=utcnow, repr=False)
+    tags: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def expired(self) -> bool:
@@ -337,6 +338,9 @@ class EnvInfo:
             "expired": self.expired, "locked": self.locked, "owner": self.owner, "commit": self.commit,
             "resource_count": self.resource_count, "last_result": self.last_result,
             "last_update": format_time(self.last_update) if self.last_update else None,
+            "sleep": self.tags.get("sleep-state", "awake"),
+            "monthly_cost": _tag_money(self.tags.get("cost-asleep" if self.tags.get("sleep-state") == "asleep"
+                                                     else "cost-idle")),
         }
 
 
@@ -559,6 +563,7 @@ class Environments:
                 or (last is not None and last.result == "in-progress"),
                 network=tags.get(TAG_NETWORK),
                 now=now,
+                tags=tags,
             ))
         return sorted(infos, key=lambda e: e.stack)
 
@@ -760,6 +765,13 @@ def _git_identity() -> tuple[str, str | None]:
     from automation import gitinfo
 
     return gitinfo.current_user(), gitinfo.current_commit()
+
+
+def _tag_money(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -541,8 +541,8 @@ def _config_string(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def render_tree(plan: Plan) -> str:
-    """The resources as an indented tree: components with their children."""
+def render_tree(plan: Plan, suffix: Callable[[PlannedResource], str] | None = None) -> str:
+    """The resources as an indented tree: components with their children; ``suffix`` adds a column."""
     by_parent: dict[str | None, list[PlannedResource]] = {}
     for res in plan.resources:
         by_parent.setdefault(res.parent, []).append(res)
@@ -551,7 +551,8 @@ def render_tree(plan: Plan) -> str:
 
     def walk(parent: str | None, depth: int) -> None:
         for res in by_parent.get(parent, []):
-            lines.append(f"{'  ' * depth}{'+' if res.custom else '*'} {res.type}  {res.name}")
+            extra = suffix(res) if suffix is not None else ""
+            lines.append(f"{'  ' * depth}{'+' if res.custom else '*'} {res.type}  {res.name}{extra}")
             walk(res.urn, depth + 1)
 
     roots = [p for p in by_parent if p is None or p not in known]

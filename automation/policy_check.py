@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent import futures
 from contextlib import contextmanager
@@ -38,6 +39,9 @@ DEFAULT_PROJECT = "db-recipes"
 DEFAULT_STACK = "offline"
 STARTUP_TIMEOUT_SECONDS = 60.0
 RPC_TIMEOUT_SECONDS = 60.0
+# Analyze calls in flight at once. The pack serves RPCs on a 4-thread pool; thousands of calls sent at once
+# only queue (and, past about 1,500, come back CANCELLED), so a small window keeps the pack busy and memory flat.
+MAX_ANALYZE_IN_FLIGHT = 16
 
 # Markers of `dbenv plan` (automation.plan.SECRET_MARKER / UNKNOWN_MARKER), repeated here so that a
 # check of a plan file does not pay for importing the planner.
@@ -60,7 +64,7 @@ class PolicyCheckError(Exception):
 
 
 class PackError(Exception):
-    """The policy pack could not be started or answered with an error (exit code 1)."""
+    """The policy pack failed: it did not start, died, or an RPC failed (error, CANCELLED, timeout): exit code 3."""
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -94,8 +98,7 @@ def target_from_document(document: Any, *, source: str = "resources") -> Target:
     stack = _optional_string(document, "stack", source) or DEFAULT_STACK
     resources = [_normalize_resource(entry, index, source, project, stack)
                  for index, entry in enumerate(document["resources"])]
-    urns = [r["urn"] for r in resources]
-    duplicates = sorted({u for u in urns if urns.count(u) > 1})
+    duplicates = sorted(urn for urn, n in Counter(r["urn"] for r in resources).items() if n > 1)
     if duplicates:
         raise PolicyCheckError(f"{source}: duplicate resource urn {duplicates[0]!r}")
     return Target(project=project, stack=stack, resources=resources)
@@ -486,6 +489,10 @@ class PackProcess:
         self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
         return self._stub
 
+    def exit_code(self) -> int | None:
+        """The pack's exit code if it has stopped, else None."""
+        return self._process.poll()
+
     def stderr_tail(self) -> str:
         """The last lines the pack wrote to stderr (why it failed)."""
         if self._stderr.closed:
@@ -601,6 +608,9 @@ class _Session:
         self.target = target
         self.pack_dir = pack_dir
         self.by_urn = {r["urn"]: r for r in target.resources}
+        self.by_name: dict[str, list[Mapping[str, Any]]] = {}
+        for r in target.resources:
+            self.by_name.setdefault(r["name"], []).append(r)
         self.descriptions: dict[str, str] = {}
 
     def configure(self, policy_config: Mapping[str, Any], source: str, engine_address: str,
@@ -640,14 +650,14 @@ class _Session:
                 raise
 
     def analyze_all(self, report: Report) -> None:
-        """Analyze every resource (concurrently: the pack serves several calls at once), then the stack."""
+        """Analyze every resource (a bounded window of concurrent calls), then the stack once."""
         from pulumi.runtime.proto import analyzer_pb2
 
         properties = {r["urn"]: _struct(r["inputs"]) for r in self.target.resources}
         providers = {r["type"].split(":", 2)[2]: analyzer_pb2.AnalyzerProviderResource(
             type=r["type"], urn=r["urn"], name=r["name"], properties=properties[r["urn"]])
             for r in self.target.resources if r["type"].startswith("pulumi:providers:")}
-        calls = []
+        in_flight: deque[tuple[Mapping[str, Any], Any]] = deque()
         for resource in self.target.resources:
             package = resource["type"].split(":", 1)[0]
             request = analyzer_pb2.AnalyzeRequest(
@@ -656,9 +666,13 @@ class _Session:
                 options=analyzer_pb2.AnalyzerResourceOptions(parent=resource["parent"] or ""),
                 provider=None if package == "pulumi" else providers.get(package),
             )
-            calls.append((resource, self.stub.Analyze.future(request, timeout=RPC_TIMEOUT_SECONDS)))
-        for resource, call in calls:
-            self._collect(call.result(), report, resource)
+            if len(in_flight) >= MAX_ANALYZE_IN_FLIGHT:
+                done, call = in_flight.popleft()
+                self._collect(call.result(), report, done)
+            in_flight.append((resource, self.stub.Analyze.future(request, timeout=RPC_TIMEOUT_SECONDS)))
+        while in_flight:
+            done, call = in_flight.popleft()
+            self._collect(call.result(), report, done)
         stack_request = analyzer_pb2.AnalyzeStackRequest(resources=[
             analyzer_pb2.AnalyzerResource(
                 type=r["type"], urn=r["urn"], name=r["name"], properties=properties[r["urn"]],
@@ -707,7 +721,7 @@ class _Session:
         (report.exempted if exempted else report.not_applicable).append(note)
 
     def _by_name(self, name: str) -> Mapping[str, Any] | None:
-        matches = [r for r in self.target.resources if r["name"] == name]
+        matches = self.by_name.get(name, [])
         return matches[0] if len(matches) == 1 else None
 
 
@@ -744,11 +758,20 @@ def analyze(pack: PackProcess, target: Target, policy_config: Mapping[str, Any],
                         levels=levels, stack_tags=tags)
         session.analyze_all(report)
     except grpc.RpcError as err:
-        detail = pack.stderr_tail()
-        raise PackError(f"the policy pack failed: {err.details() or err.code().name}"
-                        f"{'; ' + detail if detail else ''}") from None
+        raise PackError(_failure(pack, err.details() or err.code().name)) from None
+    except grpc.FutureCancelledError:
+        raise PackError(_failure(pack, "CANCELLED")) from None
+    except grpc.FutureTimeoutError:
+        raise PackError(_failure(pack, f"no answer within {RPC_TIMEOUT_SECONDS:g}s")) from None
     report.pack_log = list(pack.log.messages)
     return report
+
+
+def _failure(pack: PackProcess, what: str) -> str:
+    detail = pack.stderr_tail()
+    died = pack.exit_code()
+    state = f" (the pack process exited with {died})" if died is not None else ""
+    return f"the policy pack failed: {what}{state}{'; ' + detail if detail else ''}"
 
 
 def pack_version(pack_dir: Path) -> str | None:

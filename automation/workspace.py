@@ -105,6 +105,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("migrate", None, "DBENV_MIGRATE", "shell command run after every up with the branch database's "
             "connection in its environment (e.g. alembic upgrade head)"),
     Setting("seed", None, "DBENV_SEED", "SQL files run once on a branch database created without a parent"),
+    Setting("budget", None, "DBENV_BUDGET", "USD a month: `up`/`preview` refuse a change whose idle estimate is higher"),
+    Setting("sleep_after", "12h", "DBENV_SLEEP_AFTER", "`dbenv reap` sleeps a branch idle this long since its last up/wake"),
 )
 SETTING_KEYS = tuple(s.key for s in SETTINGS)
 

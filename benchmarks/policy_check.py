@@ -1,37 +1,55 @@
-"""Wall time of `dbenv policy check --recipes all` (plan + pack start + analysis), median of several runs.
+"""`dbenv policy check`: the recipes' time, the scale figures, and the ratio against checkov.
 
-Usage: python benchmarks/policy_check.py [--runs N]
+Usage: python benchmarks/policy_check.py [--runs N] [--scale 1000,2000,4000] [--checkov PATH]
 
-Prints the median (and min/max) of complete CLI runs, each a fresh process as
-in CI, then where one run's time goes, measured in-process: the pack's
-start-up (process start to printed port, overlapping the plan), the plan, and
-the protocol exchange (Configure ... AnalyzeStack). Goal: under 2 seconds.
+Prints, each measured as CI runs it (a fresh process per run):
+- `dbenv policy check --recipes all`: median/min/max of N runs, then where one run's time goes;
+- `dbenv policy check --from` on resource files of 1,000 / 2,000 / 4,000 resources (copies of the
+  recipes' plan): wall time, the per-resource slope between the smallest and largest size (goal: a fixed
+  cost plus under 1 ms per resource), and peak memory of the CLI and of the pack process;
+- when checkov is installed (on PATH, or --checkov): checkov over an equivalent Terraform stack (the same
+  plan written as main.tf.json, pulumi-aws types mapped to their aws_* resources), cold, side by side with
+  the offline check, and the ratio (goal: the offline check takes at most half of checkov's time).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 GOAL_SECONDS = 2.0
-COMMAND = [sys.executable, "-m", "automation.cli", "policy", "check", "--branch", "bench", "--recipes", "all"]
+GOAL_MS_PER_RESOURCE = 1.0
+CLI = [sys.executable, "-m", "automation.cli", "policy", "check"]
+RECIPES = [*CLI, "--branch", "bench", "--recipes", "all"]
+
+
+def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, result
 
 
 def cli_runs(runs: int) -> list[float]:
     times = []
     for _ in range(runs):
-        start = time.perf_counter()
-        result = subprocess.run(COMMAND, cwd=ROOT, capture_output=True, text=True, check=False)
-        times.append(time.perf_counter() - start)
+        seconds, result = timed(RECIPES)
         if result.returncode not in (0, 1):
             raise SystemExit(f"dbenv policy check failed ({result.returncode}): {result.stderr.strip()}")
+        times.append(seconds)
     return times
 
 
@@ -60,25 +78,158 @@ def breakdown() -> dict[str, float]:
     return phases
 
 
-def pack_startup(runs: int = 3) -> float:
-    """Median time from starting the pack process to its printed port, alone."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", "."],
-                                   cwd=ROOT / "policies", stdout=subprocess.PIPE)
-        assert process.stdout is not None
-        process.stdout.readline()
-        times.append(time.perf_counter() - start)
-        process.terminate()
-        process.wait()
-        process.stdout.close()
-    return statistics.median(times)
+def recipes_plan() -> dict[str, Any]:
+    from automation import plan as planning
+
+    config = planning.merge_config({}, recipes="all", branch="bench", ephemeral=True)
+    return planning.build_plan(config, stack="bench-0").to_json()
+
+
+def scaled(plan: dict[str, Any], count: int) -> dict[str, Any]:
+    """``count`` resources: numbered copies of the plan's resources, urns, parents and dependencies renamed."""
+    base = plan["resources"]
+    resources = []
+    copy = 0
+    while len(resources) < count:
+        prefix = f"c{copy}-"
+        for r in base[: count - len(resources)]:
+            text = json.dumps(r)
+            for other in base:  # keep references inside one copy
+                text = text.replace(f"::{other['name']}\"", f"::{prefix}{other['name']}\"")
+            item = json.loads(text)
+            item["name"] = prefix + r["name"]
+            resources.append(item)
+        copy += 1
+    return {"project": plan["project"], "stack": plan["stack"], "resources": resources}
+
+
+def _rss_peak_kb(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(match.group(1)) if match else 0
+
+
+def check_file(path: Path) -> tuple[float, int, int, str]:
+    """Wall time, peak RSS of the CLI and of the pack (kB) and the summary line of one `--from` check."""
+    start = time.perf_counter()
+    process = subprocess.Popen([*CLI, "--from", str(path)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    peaks = {"cli": 0, "pack": 0}
+
+    def watch() -> None:
+        while process.poll() is None:
+            peaks["cli"] = max(peaks["cli"], _rss_peak_kb(process.pid))
+            for child in _children(process.pid):
+                peaks["pack"] = max(peaks["pack"], _rss_peak_kb(child))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    out, err = process.communicate()
+    seconds = time.perf_counter() - start
+    watcher.join()
+    if process.returncode not in (0, 1):
+        raise SystemExit(f"dbenv policy check --from {path} failed ({process.returncode}): {err.strip()}")
+    return seconds, peaks["cli"], peaks["pack"], out.strip().splitlines()[-1]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+# ----------------------------------------------------------------------------- checkov
+
+# pulumi-aws type -> Terraform resource type, for the resources the recipes create.
+TERRAFORM_TYPES = {
+    "aws:rds/instance:Instance": "aws_db_instance", "aws:rds/cluster:Cluster": "aws_rds_cluster",
+    "aws:rds/clusterInstance:ClusterInstance": "aws_rds_cluster_instance",
+    "aws:rds/snapshot:Snapshot": "aws_db_snapshot", "aws:rds/snapshotCopy:SnapshotCopy": "aws_db_snapshot_copy",
+    "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group", "aws:rds/proxy:Proxy": "aws_db_proxy",
+    "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup": "aws_db_proxy_default_target_group",
+    "aws:rds/proxyTarget:ProxyTarget": "aws_db_proxy_target",
+    "aws:dynamodb/table:Table": "aws_dynamodb_table", "aws:appautoscaling/target:Target": "aws_appautoscaling_target",
+    "aws:appautoscaling/policy:Policy": "aws_appautoscaling_policy", "aws:kms/key:Key": "aws_kms_key",
+    "aws:kms/alias:Alias": "aws_kms_alias", "aws:secretsmanager/secret:Secret": "aws_secretsmanager_secret",
+    "aws:secretsmanager/secretVersion:SecretVersion": "aws_secretsmanager_secret_version",
+    "aws:secretsmanager/secretRotation:SecretRotation": "aws_secretsmanager_secret_rotation",
+    "aws:dms/replicationInstance:ReplicationInstance": "aws_dms_replication_instance",
+    "aws:dms/endpoint:Endpoint": "aws_dms_endpoint", "aws:dms/replicationTask:ReplicationTask":
+    "aws_dms_replication_task", "aws:dms/replicationSubnetGroup:ReplicationSubnetGroup":
+    "aws_dms_replication_subnet_group", "aws:iam/role:Role": "aws_iam_role", "aws:iam/policy:Policy":
+    "aws_iam_policy", "aws:iam/rolePolicy:RolePolicy": "aws_iam_role_policy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "aws_iam_role_policy_attachment",
+    "aws:lambda/function:Function": "aws_lambda_function", "aws:lambda/permission:Permission": "aws_lambda_permission",
+    "aws:ec2/securityGroup:SecurityGroup": "aws_security_group", "aws:ec2/vpc:Vpc": "aws_vpc",
+    "aws:ec2/subnet:Subnet": "aws_subnet", "aws:ec2/routeTable:RouteTable": "aws_route_table",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "aws_route_table_association",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "aws_vpc_endpoint",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "aws_vpc_security_group_ingress_rule",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "aws_vpc_security_group_egress_rule",
+}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _terraform_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_snake(k): _terraform_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_terraform_value(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def terraform_stack(plan: dict[str, Any], directory: Path) -> int:
+    """The plan as main.tf.json; returns how many resources it holds."""
+    resources: dict[str, dict[str, Any]] = {}
+    for r in plan["resources"]:
+        kind = TERRAFORM_TYPES.get(r["type"])
+        if kind is None:
+            continue
+        name = re.sub(r"[^A-Za-z0-9_]", "_", r["name"])
+        resources.setdefault(kind, {})[name] = _terraform_value(r["inputs"])
+    (directory / "main.tf.json").write_text(json.dumps({"resource": resources}), encoding="utf-8")
+    return sum(len(v) for v in resources.values())
+
+
+def checkov_comparison(checkov: str, plan: dict[str, Any], runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        count = terraform_stack(plan, Path(tmp))
+        command = [checkov, "-d", tmp, "--framework", "terraform", "--quiet", "--compact", "-o", "json",
+                   "--skip-download"]
+        ours, theirs = [], []
+        for _ in range(runs):  # alternate, cold processes, side by side in one run
+            seconds, result = timed(command)
+            if result.returncode not in (0, 1):
+                print(f"checkov failed ({result.returncode}): {result.stderr.strip()[:300]}")
+                return
+            theirs.append(seconds)
+            ours.append(timed(RECIPES)[0])
+    mine, other = statistics.median(ours), statistics.median(theirs)
+    print(f"checkov {checkov_version(checkov)} on the same stack as Terraform ({count} resources): median "
+          f"{other:.2f}s; dbenv policy check --recipes all: {mine:.2f}s; ratio {mine / other:.2f} "
+          f"(goal <= 0.50: {'met' if mine / other <= 0.5 else 'NOT met'})")
+
+
+def checkov_version(checkov: str) -> str:
+    result = subprocess.run([checkov, "--version"], capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "?"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="complete CLI runs to take the median of")
+    parser.add_argument("--scale", default="1000,2000,4000", help="resource counts for the --from figures")
+    parser.add_argument("--checkov", default=os.environ.get("CHECKOV") or shutil.which("checkov"),
+                        help="the checkov executable (default: checkov on PATH)")
     args = parser.parse_args()
     cli_runs(1)  # warm the file cache and the Lambda archive cache; not counted
     times = cli_runs(args.runs)
@@ -86,10 +237,30 @@ def main() -> None:
     print(f"dbenv policy check --recipes all: median {median:.2f}s over {len(times)} runs "
           f"(min {min(times):.2f}s, max {max(times):.2f}s; goal < {GOAL_SECONDS:.0f}s: "
           f"{'met' if median < GOAL_SECONDS else 'NOT met'})")
-    print(f"pack start-up alone (process start -> port): {pack_startup():.2f}s")
     print("one run, in-process:")
     for phase, seconds in breakdown().items():
         print(f"  {phase:<46} {seconds:6.3f}s")
+    plan = recipes_plan()
+    sizes = sorted(int(n) for n in args.scale.split(","))
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            path = Path(tmp) / f"resources-{size}.json"
+            path.write_text(json.dumps(scaled(plan, size)), encoding="utf-8")
+            seconds, cli_kb, pack_kb, summary = check_file(path)
+            figures.append((size, seconds))
+            verdict = "CANCELLED" if "CANCELLED" in summary else summary.split(";")[0]
+            print(f"dbenv policy check --from {size} resources: {seconds:.2f}s, peak memory CLI "
+                  f"{cli_kb / 1024:.0f} MiB, pack {pack_kb / 1024:.0f} MiB ({verdict})")
+    if len(figures) >= 2:
+        (n0, t0), (n1, t1) = figures[0], figures[-1]
+        slope = (t1 - t0) / (n1 - n0) * 1000
+        print(f"per resource: {slope:.2f} ms (from {n0} to {n1}); fixed cost about {t0 - slope * n0 / 1000:.2f}s "
+              f"(goal < {GOAL_MS_PER_RESOURCE:g} ms: {'met' if slope < GOAL_MS_PER_RESOURCE else 'NOT met'})")
+    if args.checkov:
+        checkov_comparison(args.checkov, plan, max(1, min(args.runs, 3)))
+    else:
+        print("checkov: not installed (optional: pip install checkov, or --checkov PATH); no ratio printed")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """The policy pack program: the Pulumi CLI (and ``dbenv policy check``) runs this to serve the analyzer protocol.
 
-It only builds the pack; the policies live in ``db_guard.py`` next to it.
-``PolicyPack`` starts a gRPC Analyzer server, prints its port and serves
-until the process is stopped.
+It only builds the pack; the policies live in the ``db_guard`` package next to it, one module per service.
+``PolicyPack`` starts a gRPC Analyzer server, prints its port and serves until the process is stopped.
 """
 
-from db_guard import PACK_DESCRIPTION, PACK_NAME, build_policies
+from db_guard import PACK_DESCRIPTION, PACK_NAME, build_policies, decoding
 from pulumi_policy import EnforcementLevel, PolicyPack
+
+decoding.install()  # decode each resource once per RPC, not once per policy (see decoding.py)
 
 PolicyPack(
     name=PACK_NAME,
@@ -15,5 +16,5 @@ PolicyPack(
     description=PACK_DESCRIPTION,
     display_name="db-recipes guard",
     provider="aws",
-    tags=["rds", "aurora", "dynamodb", "dms", "secretsmanager", "encryption", "iam"],
+    tags=["rds", "aurora", "dynamodb", "dms", "secretsmanager", "kms", "iam", "lambda", "encryption"],
 )

@@ -17,11 +17,16 @@ pytestmark = pytest.mark.policy
 
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/0d9f1c5e-3a8b-4c4f-9d55-1b2c3d4e5f60"
 GOOD_DB = {"type": "aws:rds/instance:Instance", "name": "good-db",
-           "inputs": {"engine": "postgres", "storageEncrypted": True, "kmsKeyId": KEY_ARN,
-                      "iamDatabaseAuthenticationEnabled": True}}
+           "inputs": {"engine": "postgres", "engineVersion": "16.4", "storageEncrypted": True, "kmsKeyId": KEY_ARN,
+                      "iamDatabaseAuthenticationEnabled": True, "copyTagsToSnapshot": True,
+                      "enabledCloudwatchLogsExports": ["postgresql", "upgrade"]}}
 BAD_DB = {"type": "aws:rds/instance:Instance", "name": "plain-db",
           "inputs": {"engine": "mysql", "storageEncrypted": False, "iamDatabaseAuthenticationEnabled": True,
-                     "publiclyAccessible": True}}
+                     "publiclyAccessible": True, "copyTagsToSnapshot": True, "parameterGroupName": "mysql-tls",
+                     "enabledCloudwatchLogsExports": ["audit", "error", "general", "slowquery"]}}
+TLS_GROUP = {"type": "aws:rds/parameterGroup:ParameterGroup", "name": "mysql-tls",
+             "inputs": {"name": "mysql-tls", "family": "mysql8.4",
+                        "parameters": [{"name": "require_secure_transport", "value": "1"}]}}
 
 
 def invoke(*args: str) -> Any:
@@ -42,7 +47,7 @@ def test_clean_file_passes(tmp_path: Path) -> None:
 
 
 def test_mandatory_violation_fails_with_a_table(tmp_path: Path) -> None:
-    result = invoke("--from", str(write(tmp_path, "plan.json", {"resources": [GOOD_DB, BAD_DB]})))
+    result = invoke("--from", str(write(tmp_path, "plan.json", {"resources": [GOOD_DB, BAD_DB, TLS_GROUP]})))
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0].split() == ["POLICY", "LEVEL", "RESOURCE", "MESSAGE"]
@@ -52,7 +57,7 @@ def test_mandatory_violation_fails_with_a_table(tmp_path: Path) -> None:
 
 
 def test_json_output_shape(tmp_path: Path) -> None:
-    result = invoke("--from", str(write(tmp_path, "plan.json", {"resources": [BAD_DB]})), "--json")
+    result = invoke("--from", str(write(tmp_path, "plan.json", {"resources": [BAD_DB, TLS_GROUP]})), "--json")
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     assert set(document) == {"violations", "exempted", "not_applicable", "summary"}
@@ -62,9 +67,9 @@ def test_json_output_shape(tmp_path: Path) -> None:
         "type": "aws:rds/instance:Instance", "urn": "urn:pulumi:offline::db-recipes::aws:rds/instance:Instance::plain-db",
         "message": violation["message"],
     }
-    assert violation["message"].startswith("storageEncrypted is false\nRemediation: ")
+    assert violation["message"].startswith("unencrypted storage: storageEncrypted is false\nRemediation: ")
     summary = document["summary"]
-    assert (summary["mandatory"], summary["advisory"], summary["passed"], summary["resources"]) == (1, 1, False, 1)
+    assert (summary["mandatory"], summary["advisory"], summary["passed"], summary["resources"]) == (1, 1, False, 2)
     assert summary["pack"] == "db-recipes-guard@0.1.0"
 
 
@@ -73,7 +78,7 @@ def test_policy_config_exemption_and_levels(tmp_path: Path) -> None:
         "rds-storage-encrypted": {"exemptions": [{"resource": "plain-db", "reason": "demo source"}]},
         "rds-no-public-access": "mandatory",
     })
-    plan = write(tmp_path, "plan.json", {"resources": [BAD_DB]})
+    plan = write(tmp_path, "plan.json", {"resources": [BAD_DB, TLS_GROUP]})
     result = invoke("--from", str(plan), "--policy-config", str(config), "--json")
     document = json.loads(result.stdout)
     assert [(v["policy"], v["level"]) for v in document["violations"]] == [("rds-no-public-access", "mandatory")]
@@ -155,15 +160,22 @@ def test_stack_tags_come_from_the_provider_default_tags() -> None:
     assert policy_check.stack_tags(decoded)["ephemeral"] == "false"
 
 
-def test_all_recipes_pass_with_only_the_expected_exemption() -> None:
-    """Our own recipes are the pack's first customers: zero mandatory violations, one declared exemption."""
-    result = invoke("--branch", "main", "--recipes", "all", "--json")
+def declared_exemptions() -> set[tuple[str, str]]:
+    config = json.loads(policy_check.DEFAULT_POLICY_CONFIG.read_text(encoding="utf-8"))
+    return {(policy, e["resource"]) for policy, entry in config.items() if isinstance(entry, dict)
+            for e in entry.get("exemptions", [])}
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_all_recipes_pass_with_only_the_declared_exemptions(durable: bool) -> None:
+    """Our own recipes are the pack's first customers: zero mandatory violations, only declared exemptions used."""
+    result = invoke("--branch", "main", "--recipes", "all", "--json", *(["--durable"] if durable else []))
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     mandatory = [v for v in document["violations"] if v["level"] == "mandatory"]
     assert mandatory == []
-    assert [(e["policy"], e["resource"]) for e in document["exempted"]] == [
-        ("rds-storage-encrypted", "encrypt-existing-source-db")]
+    used = {(e["policy"], e["resource"]) for e in document["exempted"]}
+    assert used == declared_exemptions()  # every declared exemption is still needed
     assert document["summary"]["resources"] > 50
 
 
@@ -174,4 +186,4 @@ def test_all_recipes_without_the_default_config_flag_the_demo_source(tmp_path: P
     assert result.exit_code == 1
     mandatory = [(v["policy"], v["resource"]) for v in json.loads(result.stdout)["violations"]
                  if v["level"] == "mandatory"]
-    assert mandatory == [("rds-storage-encrypted", "encrypt-existing-source-db")]
+    assert set(mandatory) == declared_exemptions()

@@ -152,26 +152,39 @@ def test_ephemeral_stack_must_be_destroyable(pack: PackProcess) -> None:
     assert messages(report, TEARDOWN, "good") == []
     assert messages(report, TEARDOWN, "bad") == [
         "deletionProtection is true, so the stack cannot be destroyed (stack is ephemeral)",
-        "skipFinalSnapshot is not true, so destroy leaves (or waits on) a final snapshot (stack is ephemeral)",
+        "skipFinalSnapshot is not true (the API default is false), so destroy leaves or waits on a final snapshot "
+        "(stack is ephemeral)",
     ]
-    assert messages(report, TEARDOWN, "table") == ["deletionProtectionEnabled is true (stack is ephemeral)"]
+    assert messages(report, TEARDOWN, "table") == [
+        "deletionProtectionEnabled is true, so the stack cannot be destroyed (stack is ephemeral)"]
     assert messages(report, TEARDOWN, "replica") == []
     (violation,) = [v for v in report.violations if v.resource == "table" and v.policy == TEARDOWN]
     assert violation.urn == f"{STACK}{TABLE}::table" and violation.level == "advisory"
+    # The durable-stack rules do not judge an ephemeral stack.
+    assert messages(report, "rds-deletion-protection", "good") == []
 
 
-def test_durable_stack_needs_deletion_protection_and_backups(pack: PackProcess) -> None:
+def test_durable_stack_rules_are_their_own(pack: PackProcess) -> None:
     good = cluster("good", deletionProtection=True, backupRetentionPeriod=7, skipFinalSnapshot=False)
     bad = cluster("bad", skipFinalSnapshot=True)
     table = res(TABLE, "table", deletionProtectionEnabled=True, pointInTimeRecovery={"enabled": True})
-    report = run(pack, [provider("false"), good, bad, table])
-    assert messages(report, TEARDOWN, "good") == [] and messages(report, TEARDOWN, "table") == []
-    assert messages(report, TEARDOWN, "bad") == [
-        "deletionProtection is not true (stack is durable)",
-        "backupRetentionPeriod is not set, below 1 day(s) (stack is durable)",
-    ]
-    stricter = run(pack, [provider("false"), good], {TEARDOWN: {"minBackupRetentionDays": 14}})
-    assert messages(stricter, TEARDOWN, "good") == ["backupRetentionPeriod is 7, below 14 day(s) (stack is durable)"]
+    bare_table = res(TABLE, "bare")
+    report = run(pack, [provider("false"), good, bad, table, bare_table])
+    assert messages(report, TEARDOWN, "bad") == []  # the ephemeral rule does not judge a durable stack
+    assert messages(report, "rds-deletion-protection", "good") == []
+    assert messages(report, "rds-deletion-protection", "bad") == [
+        "deletionProtection is not set (the API default is false): a delete call removes the database"]
+    assert messages(report, "rds-backup-retention", "bad") == [
+        "backupRetentionPeriod is not set: the API default is 1 day, below 7"]
+    assert messages(report, "dynamodb-pitr-enabled", "table") == []
+    assert messages(report, "dynamodb-pitr-enabled", "bare") == [
+        "pointInTimeRecovery.enabled is not set (the API default is off)"]
+    assert messages(report, "dynamodb-deletion-protection", "bare") == [
+        "deletionProtectionEnabled is not set (the API default is false)"]
+    stricter = run(pack, [provider("false"), good], {"rds-backup-retention": {"minBackupRetentionDays": 14}})
+    assert messages(stricter, "rds-backup-retention", "good") == ["backupRetentionPeriod is 7 day(s), below 14"]
+    as_string = run(pack, [provider("false"), cluster("s", backupRetentionPeriod="10")])
+    assert messages(as_string, "rds-backup-retention", "s") == []
 
 
 def test_teardown_needs_the_stack_tag_and_honours_exemptions(pack: PackProcess) -> None:
@@ -179,7 +192,7 @@ def test_teardown_needs_the_stack_tag_and_honours_exemptions(pack: PackProcess) 
     untagged = run(pack, [provider(None), bad])
     assert messages(untagged, TEARDOWN, "bad") == []
     assert notes(untagged, TEARDOWN) == [
-        "db-recipes/t: the stack has no 'ephemeral' tag: it is neither declared ephemeral nor durable"]
+        "bad: the stack has no 'ephemeral' tag: it is neither declared ephemeral nor durable"]
     exempt = run(pack, [provider("true"), bad, cluster("worse", deletionProtection=True)],
                  {TEARDOWN: {"exemptions": [{"resource": "bad", "reason": "shared fixture"}]}})
     assert messages(exempt, TEARDOWN, "bad") == []
@@ -191,6 +204,5 @@ def test_teardown_tag_name_is_configurable_and_unknowns_are_undetermined(pack: P
     resources = [provider(None), cluster("c", deletionProtection="[unknown]", skipFinalSnapshot=True)]
     resources[0]["inputs"]["defaultTags"] = json.dumps({"tags": {"lifetime": "true"}})
     report = run(pack, resources, {TEARDOWN: {"tagName": "lifetime"}})
-    assert messages(report, TEARDOWN, "c") == []
-    assert [n for n in notes(report, TEARDOWN) if n.startswith("c: undetermined c:")]
+    assert [v.message for v in report.violations if v.policy == TEARDOWN][0].startswith("can't run policy")
     assert report.stack_tags["lifetime"] == "true"

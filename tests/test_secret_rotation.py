@@ -263,5 +263,8 @@ def test_policy_pack_passes_both_recipes(managed: bool) -> None:
         plan = make_plan(["rds-proxy", "secret-rotation"], secret_rotation={"managed": managed})
         return policy_check.target_from_plan(plan)
 
-    report = policy_check.check(target, project="db-recipes", stack="test")
-    assert policy_check.render_report(report).startswith("No policy violations."), policy_check.render_report(report)
+    report = policy_check.check(target, project="db-recipes", stack="test",
+                                policy_config=policy_check.read_policy_config(policy_check.DEFAULT_POLICY_CONFIG))
+    assert report.passed, policy_check.render_report(report)
+    rotation = [v for v in report.violations if v.policy == "secretsmanager-rotation-enabled"]
+    assert rotation == [], policy_check.render_report(report)

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from automation.commands import common
+from automation.commands import cost as cost_cmd
+from automation.commands import sleep as sleep_cmd
 from automation.commands.common import (
     EXIT_FAILED,
     BranchOption,
@@ -37,9 +39,13 @@ def plan(
     durable: Annotated[
         bool, typer.Option("--durable", help="Plan a durable stack (default: ephemeral, as for a branch).")
     ] = False,
+    no_cost: Annotated[bool, typer.Option("--no-cost", help="Leave out the monthly cost column and summary.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show what a branch's stack would create, offline: no Pulumi CLI, no credentials, no network.
+
+    The tree carries each resource's idle monthly cost and ends with a cost summary (`dbenv cost`
+    has the details and --json); --no-cost leaves both out.
 
     Example: dbenv plan --branch feature/x --recipes aurora-serverless,data-api --json
     """
@@ -52,8 +58,12 @@ def plan(
         fail(str(err))
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2, sort_keys=False))
-    else:
+    elif no_cost:
         typer.echo(planning.render_tree(result))
+    else:
+        estimate = cost_cmd.plan_estimate(merged, stack)
+        typer.echo(planning.render_tree(result, cost_cmd.plan_suffix(estimate)))
+        typer.echo(cost_cmd.render_estimate(estimate))
 
 
 def up(
@@ -64,6 +74,8 @@ def up(
     target: TargetOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Deploy without asking.")] = False,
     wait: WaitOption = False,
+    budget: cost_cmd.BudgetOption = None,
+    over_budget: cost_cmd.OverBudgetOption = False,
     as_json: JsonOption = False,
     post_clone: Annotated[list[Path] | None, typer.Option("--post-clone", help="SQL file run once on a fresh "
                                                           "clone, e.g. masking (repeatable).")] = None,
@@ -73,6 +85,9 @@ def up(
                                                     "without a parent (repeatable).")] = None,
 ) -> None:
     """Create or update the branch's own environment and deploy the chosen recipes.
+
+    Before the engine runs, the change is priced offline; over `budget` (dbenv.toml or --budget) it is
+    refused with the top cost drivers, unless --over-budget.
 
     The stack is tagged branch, created-at, expires-at (now + --ttl, renewed on every up), ephemeral,
     owner and commit. With --target local (the default) a moto server is started if needed.
@@ -86,11 +101,13 @@ def up(
                             seed=[str(p.resolve()) for p in seed] if seed else None)
     prepared = prepare(settings, resolve_branch(branch), recipes, config)
     hooks = engine_call("hooks", lambda _: envs.prepare_hooks(settings, prepared), display=False)
+    estimate = cost_cmd.budget_gate(prepared, settings, budget, over_budget)
     confirm_deploy(prepared, settings, yes)
     service = common.environments(settings)
     outcome = engine_call(f"up {prepared.stack}",
-                           lambda on_event: service.up(prepared, on_event=on_event, wait=wait, hooks=hooks,
-                                                       on_line=lambda line: typer.echo(line, err=True)))
+                          lambda on_event: service.up(prepared, on_event=on_event, wait=wait, hooks=hooks,
+                                                      on_line=lambda line: typer.echo(line, err=True)))
+    cost_cmd.record_estimate(service, outcome.stack, estimate)
     outputs = envs.mask_outputs(outcome.outputs)
     if as_json:
         typer.echo(json.dumps({"stack": outcome.stack, "branch": outcome.branch, "result": outcome.result,
@@ -109,14 +126,19 @@ def preview(
     config: ConfigOption = None,
     target: TargetOption = None,
     wait: WaitOption = False,
+    budget: cost_cmd.BudgetOption = None,
+    over_budget: cost_cmd.OverBudgetOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Ask the engine what `dbenv up` would change, with the policy pack (policies/) attached.
+
+    Refused before the engine runs when the idle estimate is over `budget`, as for `dbenv up`.
 
     Example: dbenv preview --branch feature/x --recipes all
     """
     settings = env_settings(target=target)
     prepared = prepare(settings, resolve_branch(branch), recipes, config)
+    cost_cmd.budget_gate(prepared, settings, budget, over_budget)
     service = common.environments(settings)
     outcome = engine_call(f"preview {prepared.stack}",
                            lambda on_event: service.preview(prepared, on_event=on_event, wait=wait))
@@ -158,7 +180,9 @@ def down(
 
 
 def list_environments(target: TargetOption = None, as_json: JsonOption = False) -> None:
-    """List every environment of the project: branch, age, expiry, resources, last result, expired, locked.
+    """List every environment: branch, age, expiry, resources, last result, state, asleep/awake, monthly cost.
+
+    The cost is the estimate `dbenv up` recorded: idle while awake, what still bills while asleep.
 
     Example: dbenv ls --json
     """
@@ -173,14 +197,15 @@ def list_environments(target: TargetOption = None, as_json: JsonOption = False) 
     if not infos:
         typer.echo("no environments")
         return
-    rows = [("STACK", "BRANCH", "AGE", "EXPIRES IN", "RESOURCES", "LAST", "STATE")]
+    rows = [("STACK", "BRANCH", "AGE", "EXPIRES IN", "RESOURCES", "LAST", "STATE", "SLEEP", "COST/MO")]
     for info in infos:
         expires = workspace.format_duration(info.expires_at - info.now) if info.expires_at else "-"
         state = ",".join(s for s, on in (("expired", info.expired), ("locked", info.locked),
                                          ("durable", not info.ephemeral)) if on) or "ok"
         rows.append((info.stack, info.branch or "-", workspace.format_duration(info.age) if info.age else "-",
                      expires, str(info.resource_count if info.resource_count is not None else "-"),
-                     info.last_result or "-", state))
+                     info.last_result or "-", state, info.to_json()["sleep"],
+                     _money(info.to_json()["monthly_cost"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -219,6 +244,8 @@ def reap(
 ) -> None:
     """Destroy and remove every expired ephemeral environment, a few at a time; report each one.
 
+    Then sleep the branches idle longer than `sleep_after` (12h since the last up/wake) and put back
+    to sleep those marked asleep that AWS started again (it does after 7 days).
     Never touches a stack that is not tagged ephemeral. One failure does not stop the others;
     the exit code is 1 if any failed.
 
@@ -240,6 +267,11 @@ def reap(
 
     results = engine_call("reap", lambda _: service.reap(dry_run=dry_run, older_than=age, on_result=report),
                            display=False)
+    slept = engine_call("reap", lambda _: sleep_cmd.reap_sleep(service, settings, dry_run=dry_run,
+                                                               skip={r.stack for r in results}), display=False)
+    for result in slept:
+        report(result)
+    results = [*results, *slept]
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
     elif not results:
@@ -286,3 +318,6 @@ def install_pulumi(
         fail(f"could not install the Pulumi CLI: {err}", EXIT_FAILED)
     typer.echo(f"installed pulumi {command.version} at {command.command}")
 
+
+def _money(value: float | None) -> str:
+    return f"${value:,.2f}" if value is not None else "-"

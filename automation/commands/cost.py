@@ -1,0 +1,184 @@
+"""`dbenv cost`, and the budget gate `up` and `preview` pass before the engine runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from automation.commands.common import (
+    BranchOption,
+    ConfigOption,
+    JsonOption,
+    RecipesOption,
+    env_settings,
+    fail,
+    plan_config,
+)
+
+if TYPE_CHECKING:
+    from automation.cost import Estimate, Usage
+    from automation.environments import Prepared
+    from automation.workspace import Settings
+
+UsageOption = Annotated[
+    Path | None, typer.Option("--usage", "-u", help="A usage file (default: dbenv-usage.yml in the project, if any).")
+]
+BudgetOption = Annotated[
+    float | None, typer.Option("--budget", help="USD a month; refuse a change whose idle estimate is higher.")
+]
+OverBudgetOption = Annotated[bool, typer.Option("--over-budget", help="Deploy even if the estimate is over budget.")]
+
+
+# ------------------------------------------------------------------ settings (read in this one place)
+
+
+def cost_settings(settings: Settings, budget_flag: float | None = None) -> tuple[float | None, timedelta]:
+    """``budget`` (USD a month, or None) and ``sleep_after`` from flags > DBENV_* > dbenv.toml > defaults."""
+    from automation import workspace
+
+    raw_budget = budget_flag if budget_flag is not None else settings.values.get("budget")
+    budget: float | None = None
+    if raw_budget not in (None, ""):
+        try:
+            budget = float(raw_budget)
+        except (TypeError, ValueError):
+            fail(f"budget (from {settings.sources.get('budget', 'flag --budget')}): expected USD a month, "
+                 f"got {raw_budget!r}")
+        if budget < 0:
+            fail(f"budget: must be 0 or more, got {budget:g}")
+    try:
+        sleep_after = workspace.parse_ttl(str(settings.values.get("sleep_after") or "12h"), "sleep_after")
+    except workspace.SettingsError as err:
+        fail(str(err))
+    return budget, sleep_after
+
+
+def load_usage(path: Path | None, settings: Settings | None = None) -> Usage:
+    from automation import cost
+
+    if path is None:
+        default = (settings.project_dir if settings else Path.cwd()) / cost.USAGE_FILE
+        if not default.is_file():
+            return cost.Usage()
+        path = default
+    try:
+        return cost.read_usage(path)
+    except cost.CostError as err:
+        fail(str(err))
+
+
+def _estimate(config: dict, stack: str, usage: Usage) -> Estimate:
+    from automation import cost
+    from automation import plan as planning
+
+    try:
+        return cost.estimate_stack(config, stack, usage)
+    except (planning.PlanError, cost.CostError) as err:
+        fail(str(err))
+
+
+# ------------------------------------------------------------------ the command
+
+
+def cost(
+    branch: BranchOption = None,
+    recipes: RecipesOption = None,
+    config: ConfigOption = None,
+    durable: Annotated[bool, typer.Option("--durable", help="Price a durable stack (default: a branch's).")] = False,
+    usage: UsageOption = None,
+    against: Annotated[
+        Path | None, typer.Option("--against", help="A `dbenv cost --json` of the base branch: print a Markdown "
+                                  "comparison (for a pull request's job summary).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What the stack would cost a month at list price, offline: per resource, per recipe, in total.
+
+    Idle (deployed, no traffic) and with a usage profile (--usage; the keys are in the README);
+    resources the price table does not know are listed as not priced, never counted as zero.
+
+    Example: dbenv cost --branch feature/x --recipes all --usage dbenv-usage.yml --json
+    """
+    from automation import cost as pricing
+
+    merged, stack = plan_config(branch, recipes, config, durable)
+    base = _read_estimate(against) if against is not None else None
+    profile = load_usage(usage, env_settings())
+    result = _estimate(merged, stack, profile)
+    if base is not None:
+        typer.echo(pricing.compare(result.to_json(), base))
+    elif as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        typer.echo(pricing.render(result))
+
+
+def _read_estimate(path: Path) -> dict[str, Any]:
+    from automation import userfiles
+
+    try:
+        doc = json.loads(userfiles.read_text(path))
+    except (userfiles.UserFileError, ValueError) as err:
+        fail(f"{path}: not a `dbenv cost --json` estimate: {err}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("total"), dict):
+        fail(f"{path}: not a `dbenv cost --json` estimate (no 'total')")
+    return doc
+
+
+# ------------------------------------------------------------------ budget gate and records for `up`
+
+
+def budget_gate(prepared: Prepared, settings: Settings, budget_flag: float | None, over_budget: bool) -> Estimate | None:
+    """Estimate the change before the engine runs; refuse it (exit 2) when its idle figure is over budget.
+
+    Without a budget an estimate that cannot be made is a warning, not an error: it only feeds `dbenv ls`.
+    """
+    from automation import cost as pricing
+    from automation import plan as planning
+
+    budget, _ = cost_settings(settings, budget_flag)
+    try:
+        result = pricing.estimate_stack(prepared.config, prepared.stack, load_usage(None, settings))
+    except (planning.PlanError, pricing.CostError) as err:
+        if budget is not None and not over_budget:
+            fail(f"cannot estimate the cost to check the budget: {err} (pass --over-budget to deploy anyway)")
+        typer.echo(f"dbenv: no cost estimate: {err}", err=True)
+        return None
+    idle = result.total("idle")
+    if budget is not None and idle > budget and not over_budget:
+        drivers = "; ".join(f"{name} {part} {pricing.money(value)}" for name, part, value in result.drivers("idle", 3))
+        fail(f"estimated idle cost {pricing.money(idle)}/month is over the budget of {pricing.money(budget)}; "
+             f"top drivers: {drivers}. Pass --over-budget to deploy anyway")
+    if budget is not None:
+        typer.echo(f"estimated cost: {pricing.money(idle)}/month idle, {pricing.money(result.total('asleep'))} "
+                   f"asleep (budget {pricing.money(budget)})", err=True)
+    return result
+
+
+def record_estimate(service: Any, stack: str, result: Estimate | None) -> None:
+    """Keep the figures on the stack's tags for `dbenv ls`, and mark the branch awake since now."""
+    from automation import sleep
+
+    figures = None if result is None else (result.total("idle"), result.total("asleep"))
+    sleep.Sleeper(service).mark_deployed(stack, figures)
+
+
+def plan_suffix(result: Any) -> Any:
+    """The plan tree's cost column."""
+    from automation import cost as pricing
+
+    return pricing.resource_suffix(result)
+
+
+def plan_estimate(merged: dict, stack: str) -> Estimate:
+    return _estimate(merged, stack, load_usage(None, env_settings()))
+
+
+def render_estimate(result: Estimate) -> str:
+    from automation import cost as pricing
+
+    return pricing.render(result)
