@@ -245,16 +245,22 @@ def _check_own_database_keys(selected: tuple[str, ...], recipe_args: Mapping[str
         args = recipe_args[recipe]
         if recipe not in selected or args.database == "own":
             continue
-        defaults = {f.name: f for f in dataclasses.fields(args)}
         for key in keys:
-            spec = defaults[key]
-            default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
-            value = getattr(args, key)
-            if value != default and (value or default):
+            if not _is_default(args, key):
                 raise ConfigError(
                     f"{NAMESPACE}:{recipe}.{key}: configures a database of the recipe's own, but {recipe} uses "
                     f"the stack's; set {recipe}.database: own to keep one (the former layout), or configure the "
                     f"stack's database ({NAMESPACE}:mysql, {NAMESPACE}:aurora-serverless)")
+
+
+def _is_default(args: Any, key: str) -> bool:
+    """Whether field ``key`` of dataclass ``args`` holds its default (an empty map or list counts as unset)."""
+    spec = next(f for f in dataclasses.fields(args) if f.name == key)
+    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    value = getattr(args, key)
+    if dataclasses.is_dataclass(value) and dataclasses.is_dataclass(default):
+        return all(_is_default(value, f.name) for f in dataclasses.fields(value))
+    return value == default or not (value or default)
 
 
 def _check_branch_replication(selected: tuple[str, ...], recipe_args: Mapping[str, Any], ephemeral: bool) -> None:

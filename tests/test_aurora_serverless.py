@@ -33,9 +33,11 @@ def test_serverless_v2_cluster_is_encrypted_iam_auth_and_pauses() -> None:
 
 def test_key_has_rotation_and_alias() -> None:
     plan = make_plan(["aurora-serverless"])
-    assert plan.by_name("aurora-key").inputs["enableKeyRotation"] is True
-    alias = plan.by_name("aurora-key-alias").inputs
-    assert alias["name"].startswith("alias/test-")
+    key = plan.by_name("stack-key")
+    assert key.inputs["enableKeyRotation"] is True
+    alias = plan.by_name("stack-key-alias").inputs
+    assert alias["name"] == "alias/test-9f86d0-stack"
+    assert plan.by_name("aurora-cluster").inputs["kmsKeyId"].endswith(f":key/{alias['targetKeyId']}")
 
 
 def test_given_key_is_used_and_none_created() -> None:
@@ -79,8 +81,7 @@ def test_children_are_parented_to_the_component() -> None:
     component = plan.by_name("aurora")
     assert component.type == "db-recipes:aurora:ServerlessPostgres"
     names = {r.name for r in plan.children(component.urn)}
-    assert {"aurora-key", "aurora-key-alias", "aurora-subnets", "aurora-sg", "aurora-cluster",
-            "aurora-instance-0"} <= names
+    assert {"aurora-subnets", "aurora-sg", "aurora-cluster", "aurora-instance-0"} <= names
 
 
 @pytest.mark.parametrize(

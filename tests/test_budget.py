@@ -24,7 +24,7 @@ def test_up_over_budget_is_refused_before_the_engine_runs(project: FakeAutomatio
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert "over the budget of $1.00" in result.stderr and "top drivers:" in result.stderr
-    assert "dynamodb-key customer-managed key $1.00" in result.stderr
+    assert "stack-key customer-managed key $1.00" in result.stderr
     assert project.backend.calls == [] and project.backend.stacks == {}
 
 

@@ -371,7 +371,7 @@ def test_cost_cli_bad_usage_file_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_plan_shows_a_cost_column_unless_no_cost() -> None:
     with_cost = runner.invoke(app, ["plan", "-b", "x", "-r", "dynamodb-autoscaling"])
     assert with_cost.exit_code == 0, with_cost.output
-    assert "aws:kms/key:Key  dynamodb-key  $1.00/mo" in with_cost.stdout and "total" in with_cost.stdout
+    assert "aws:kms/key:Key  stack-key  $1.00/mo" in with_cost.stdout and "total" in with_cost.stdout
     without = runner.invoke(app, ["plan", "-b", "x", "-r", "dynamodb-autoscaling", "--no-cost"])
     assert "$" not in without.stdout
 

@@ -38,7 +38,8 @@ def _strings(value: Any) -> list[str]:
 
 def test_every_database_requires_tls_at_the_database(everything: Plan) -> None:
     assert _values(everything, "aurora-cluster-parameters")["rds.force_ssl"] == "1"
-    for name in ("rds-proxy-mysql", "secret-rotation-mysql", "dms-target"):
+    # The stack's one MySQL instance (proxy, rotation and DMS attach to it) and the restored copy's source.
+    for name in ("mysql-instance",):
         instance = everything.by_name(name).inputs
         group = everything.by_name(f"{name}-parameters").inputs
         assert instance["parameterGroupName"] == group["name"]
@@ -49,8 +50,8 @@ def test_every_database_requires_tls_at_the_database(everything: Plan) -> None:
 
 
 def test_parameter_overrides_merge_over_the_defaults() -> None:
-    plan = make_plan(["rds-proxy"], rds_proxy={"parameters": {"max_connections": "200"}})
-    assert _values(plan, "rds-proxy-mysql-parameters") == {"max_connections": "200", "require_secure_transport": "ON"}
+    plan = make_plan(["rds-proxy"], mysql={"parameters": {"max_connections": "200"}})
+    assert _values(plan, "mysql-instance-parameters") == {"max_connections": "200", "require_secure_transport": "ON"}
     plan = make_plan(["aurora-serverless"], aurora_serverless={"cluster_parameters": {"rds.force_ssl": "0"}})
     assert _values(plan, "aurora-cluster-parameters")["rds.force_ssl"] == "0"
 
@@ -67,13 +68,13 @@ def test_mysql_defaults_to_the_current_major_without_extended_support(everything
 
 
 def test_a_major_past_standard_support_is_enrolled_openly_or_refused() -> None:
-    plan = make_plan(["rds-proxy"], rds_proxy={"engine_version": "8.0"})
-    assert plan.by_name("rds-proxy-mysql").inputs["engineLifecycleSupport"] == EXTENDED_SUPPORT
+    plan = make_plan(["rds-proxy"], mysql={"engine_version": "8.0"})
+    assert plan.by_name("mysql-instance").inputs["engineLifecycleSupport"] == EXTENDED_SUPPORT
     with pytest.raises(PlanError, match=r"engine_lifecycle_support: 8\.0 left standard support on 2026-07-31"):
-        make_plan(["rds-proxy"], rds_proxy={"engine_version": "8.0",
+        make_plan(["rds-proxy"], mysql={"engine_version": "8.0",
                                             "engine_lifecycle_support": EXTENDED_SUPPORT_DISABLED})
     with pytest.raises(PlanError, match=r"engine_lifecycle_support: 'forever' is not allowed"):
-        make_plan(["rds-proxy"], rds_proxy={"engine_lifecycle_support": "forever"})
+        make_plan(["rds-proxy"], mysql={"engine_lifecycle_support": "forever"})
 
 
 @pytest.mark.parametrize("version", ["13.15", "14.12", "15.7", "16.6", "17.4"])
@@ -93,11 +94,13 @@ def test_log_groups_exist_in_the_stack_with_retention(everything: Plan) -> None:
     for export in cluster.inputs["enabledCloudwatchLogsExports"]:
         group = groups[f"/aws/rds/cluster/{cluster.inputs['clusterIdentifier']}/{export}"]
         assert group.urn in cluster.dependencies  # created before RDS writes into it
-    proxy_db = everything.by_name("rds-proxy-mysql")
+    proxy_db = everything.by_name("mysql-instance")
     for export in proxy_db.inputs["enabledCloudwatchLogsExports"]:
         assert groups[f"/aws/rds/instance/{proxy_db.inputs['identifier']}/{export}"].urn in proxy_db.dependencies
-    rep = everything.by_name("dms-instance").inputs["replicationInstanceId"]
-    assert groups[f"dms-tasks-{rep}"].urn in everything.by_name("dms-task").dependencies
+    # A branch stack's DMS replication is serverless: its log group is named by its resource identifier.
+    replication = everything.by_name("dms-replication")
+    assert groups[f"dms-serverless-replication-{replication.inputs['resourceIdentifier']}"].urn \
+        in replication.dependencies
 
 
 def test_durable_stacks_keep_logs_longer_and_the_key_is_validated() -> None:
@@ -112,9 +115,9 @@ def test_durable_stacks_keep_logs_longer_and_the_key_is_validated() -> None:
 def test_insights_use_the_stack_key_and_monitoring_gets_its_role() -> None:
     observability = {"performance_insights": True, "monitoring_interval": 60,
                      "backup_window": "03:00-04:00", "maintenance_window": "Sun:05:00-Sun:06:00"}
-    plan = make_plan(["rds-proxy", "aurora-serverless"], rds_proxy={"observability": observability},
+    plan = make_plan(["rds-proxy", "aurora-serverless"], mysql={"observability": observability},
                      aurora_serverless={"observability": observability})
-    db = plan.by_name("rds-proxy-mysql").inputs
+    db = plan.by_name("mysql-instance").inputs
     assert db["performanceInsightsEnabled"] is True
     assert db["performanceInsightsKmsKeyId"] == db["kmsKeyId"]
     assert db["monitoringInterval"] == 60 and db["monitoringRoleArn"].startswith("arn:aws:iam::")
@@ -135,24 +138,24 @@ def test_insights_use_the_stack_key_and_monitoring_gets_its_role() -> None:
     ({"performance_insights_retention_days": 30}, r"performance_insights_retention_days: 7, a multiple of 31"),
 ])
 def test_bad_observability_names_the_key(observability: dict, message: str) -> None:
-    with pytest.raises(PlanError, match=r"db-recipes:rds-proxy\.observability: " + message):
-        make_plan(["rds-proxy"], rds_proxy={"observability": observability})
+    with pytest.raises(PlanError, match=r"db-recipes:mysql\.observability: " + message):
+        make_plan(["rds-proxy"], mysql={"observability": observability})
 
 
 def test_restore_from_a_snapshot_or_a_point_in_time() -> None:
     plan = make_plan(["aurora-serverless", "rds-proxy"],
                      aurora_serverless={"restore": {"source_identifier": "parent-cluster"}},
-                     rds_proxy={"restore": {"snapshot_identifier": "nightly-2026-05-01"}})
+                     mysql={"restore": {"snapshot_identifier": "nightly-2026-05-01"}})
     cluster = plan.by_name("aurora-cluster").inputs
     assert cluster["restoreToPointInTime"] == {"sourceClusterIdentifier": "parent-cluster",
                                                "restoreType": "copy-on-write", "useLatestRestorableTime": True}
     assert "masterUsername" not in cluster and "databaseName" not in cluster
-    instance = plan.by_name("rds-proxy-mysql").inputs
+    instance = plan.by_name("mysql-instance").inputs
     assert instance["snapshotIdentifier"] == "nightly-2026-05-01"
     assert instance["storageEncrypted"] is True
-    timed = make_plan(["rds-proxy"], rds_proxy={"restore": {"source_identifier": "parent-db",
-                                                            "restore_time": "2026-05-01T12:00:00Z"}})
-    assert timed.by_name("rds-proxy-mysql").inputs["restoreToPointInTime"] == {
+    timed = make_plan(["rds-proxy"], mysql={"restore": {"source_identifier": "parent-db",
+                                                        "restore_time": "2026-05-01T12:00:00Z"}})
+    assert timed.by_name("mysql-instance").inputs["restoreToPointInTime"] == {
         "sourceDbInstanceIdentifier": "parent-db", "restoreTime": "2026-05-01T12:00:00Z"}
 
 
@@ -173,8 +176,7 @@ def test_kms_aliases_are_resolved_and_never_stored() -> None:
     """Every recipe given an alias stores the key ARN: AWS reads an alias back as the key ARN,
     so a stored alias would plan a replacement on the next up."""
     keyed = {name: {"kms_key_arn": ALIAS_ARN} for name in (
-        "aurora_serverless", "encrypt_existing", "dms_migration", "dynamodb_autoscaling", "rds_proxy",
-        "secret_rotation")}
+        "aurora_serverless", "encrypt_existing", "dms_migration", "dynamodb_autoscaling", "mysql")}
     plan = make_plan("all", **keyed)
     assert not plan.of_type("aws:kms/key:Key")
     for resource in plan.resources:
@@ -184,8 +186,8 @@ def test_kms_aliases_are_resolved_and_never_stored() -> None:
 
 
 def test_key_ids_are_resolved_too() -> None:
-    plan = make_plan(["rds-proxy"], rds_proxy={"kms_key_arn": "1234abcd-12ab-34cd-56ef-1234567890ab"})
-    assert plan.by_name("rds-proxy-mysql").inputs["kmsKeyId"].startswith("arn:aws:kms:")
+    plan = make_plan(["rds-proxy"], mysql={"kms_key_arn": "1234abcd-12ab-34cd-56ef-1234567890ab"})
+    assert plan.by_name("mysql-instance").inputs["kmsKeyId"].startswith("arn:aws:kms:")
 
 
 def test_dms_task_logs_cdc_and_endpoint_settings() -> None:

@@ -19,7 +19,8 @@ from components.dms_migration import (
     like,
     secrets_access_policy,
 )
-from tests.conftest import make_plan, policy_statements
+from tests import conftest
+from tests.conftest import policy_statements
 
 EXISTING_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sales-db-AbCdEf"
 EXISTING_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
@@ -32,6 +33,13 @@ EXISTING_SOURCE = {
     "secret_kms_key_arn": EXISTING_KEY,
     "security_group_id": "sg-0123456789abcdef0",
 }
+
+
+def make_plan(recipes: Any, **config: Any) -> Any:
+    """This module tests the recipe's own-database layout (``database: own``); the stack's shared
+    databases are tested in test_branch_databases.py."""
+    config["dms_migration"] = {**{"database": "own", "compute": "instance"}, **(config.get("dms_migration") or {})}
+    return conftest.make_plan(recipes, **config)
 
 
 # ----------------------------------------------------------------------------- table mappings: JSON
@@ -747,7 +755,8 @@ def test_outputs_name_arns_and_never_secret_values() -> None:
     for key in ("source_secret_arn", "target_secret_arn"):
         assert outputs[key].startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:")
     assert outputs["target_port"] == 3306
-    assert outputs["target_identifier"].endswith("-dms-target")
+    # The default layout: DMS writes into the stack's MySQL instance.
+    assert outputs["target_identifier"].endswith("-mysql")
     assert outputs["target_address"].startswith(outputs["target_identifier"] + ".")
     assert outputs["table_mappings"] == TableMappings.include_all("appdb").to_dms_json()
     assert outputs["service_roles"] == []

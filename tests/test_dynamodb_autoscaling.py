@@ -58,8 +58,9 @@ def ephemeral() -> Plan:
 
 def test_table_is_provisioned_encrypted_with_the_cmk_and_recoverable(durable: Plan) -> None:
     table = durable.by_name("dynamodb-table")
-    key = durable.by_name("dynamodb-key")
-    alias = durable.by_name("dynamodb-key-alias")
+    # The stack's one customer-managed key.
+    key = durable.by_name("stack-key")
+    alias = durable.by_name("stack-key-alias")
     inputs = table.inputs
     assert inputs["billingMode"] == "PROVISIONED"
     assert inputs["name"] == Namer.for_stack("test").dynamodb_table("orders")
@@ -140,7 +141,7 @@ def test_defaults_are_cheap_and_ephemeral_tables_can_be_deleted(ephemeral: Plan)
     assert table["deletionProtectionEnabled"] is False
     assert table["billingMode"] == "PROVISIONED"
     assert (table["readCapacity"], table["writeCapacity"]) == (1, 1)
-    assert ephemeral.by_name("dynamodb-key").inputs["deletionWindowInDays"] == 7
+    assert ephemeral.by_name("stack-key").inputs["deletionWindowInDays"] == 7
     defaults = DynamoDbAutoscalingArgs()
     assert len(ephemeral.of_type(TARGET)) == 2 * (1 + len(defaults.global_secondary_indexes))
     for target in ephemeral.of_type(TARGET):

@@ -31,7 +31,8 @@ KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555
 
 @pytest.fixture(scope="module")
 def demo() -> Plan:
-    return make_plan(RECIPE, ephemeral=True)
+    # The whole chain, replica included, on request (a branch's demo source skips it by default).
+    return make_plan(RECIPE, ephemeral=True, encrypt_existing={"snapshot_from_replica": True})
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,9 @@ def _chain(plan: Plan) -> dict[str, Any]:
         "snapshot": plan.by_name(f"{RECIPE}-snapshot"),
         "copy": plan.by_name(f"{RECIPE}-encrypted-copy"),
         "restored": plan.by_name(f"{RECIPE}-restored"),
-        "key": plan.by_name(f"{RECIPE}-key"),
-        "alias": plan.by_name(f"{RECIPE}-key-alias"),
+        # The stack's one customer-managed key.
+        "key": plan.by_name("stack-key"),
+        "alias": plan.by_name("stack-key-alias"),
     }
 
 
@@ -84,7 +86,7 @@ def test_copy_and_restore_are_encrypted_with_the_created_key(demo: Plan) -> None
     assert c["key"].inputs["enableKeyRotation"] is True
     assert c["restored"].inputs["kmsKeyId"] == key_arn
     assert c["restored"].inputs["storageEncrypted"] is True
-    assert c["alias"].inputs["name"] == Namer.for_stack("test").kms_alias(RECIPE)
+    assert c["alias"].inputs["name"] == Namer.for_stack("test").kms_alias("stack")
 
 
 def test_restored_instance_matches_source_and_is_private_with_iam_auth(demo: Plan) -> None:
@@ -168,13 +170,16 @@ def test_restored_instance_class_can_be_overridden() -> None:
 
 def test_given_kms_key_is_used_and_none_created() -> None:
     plan = make_plan(RECIPE, ephemeral=True, encrypt_existing={"kms_key_arn": KEY_ARN})
-    assert not [r for r in plan.of_type("aws:kms/key:Key") if r.name.startswith(RECIPE)]
+    # Nothing else in the stack needs a key: neither a key of the recipe's own nor the stack's.
+    assert not plan.of_type("aws:kms/key:Key")
     assert plan.by_name(f"{RECIPE}-encrypted-copy").inputs["kmsKeyId"] == KEY_ARN
     assert plan.by_name(f"{RECIPE}-restored").inputs["kmsKeyId"] == KEY_ARN
 
 
-def test_snapshot_directly_from_source_without_replica() -> None:
-    plan = make_plan(RECIPE, ephemeral=True, encrypt_existing={"snapshot_from_replica": False})
+@pytest.mark.parametrize("config", [{}, {"snapshot_from_replica": False}])
+def test_snapshot_directly_from_source_without_replica(config: dict[str, Any]) -> None:
+    # {}: a branch stack's demo source is snapshotted directly by default (no replica to pay for).
+    plan = make_plan(RECIPE, ephemeral=True, encrypt_existing=config)
     assert sorted(r.name for r in plan.of_type(INSTANCE)) == sorted([DEMO_SOURCE_DB_RESOURCE_NAME, f"{RECIPE}-restored"])
     snapshot = plan.by_name(f"{RECIPE}-snapshot")
     source = plan.by_name(DEMO_SOURCE_DB_RESOURCE_NAME)
@@ -189,7 +194,7 @@ def test_ephemeral_settings(demo: Plan) -> None:
         assert inputs["skipFinalSnapshot"] is True, name
         assert "finalSnapshotIdentifier" not in inputs, name
         assert inputs["backupRetentionPeriod"] == 1, name
-    assert demo.by_name(f"{RECIPE}-key").inputs["deletionWindowInDays"] == 7
+    assert demo.by_name("stack-key").inputs["deletionWindowInDays"] == 7
 
 
 def test_durable_settings(durable: Plan) -> None:
@@ -204,7 +209,7 @@ def test_durable_settings(durable: Plan) -> None:
     assert source["finalSnapshotIdentifier"] == namer.rds(f"{RECIPE}-source", "final-snapshot")
     # A replica can never have a final snapshot, durable or not.
     assert durable.by_name(f"{RECIPE}-replica").inputs["skipFinalSnapshot"] is True
-    assert durable.by_name(f"{RECIPE}-key").inputs["deletionWindowInDays"] == 30
+    assert durable.by_name("stack-key").inputs["deletionWindowInDays"] == 30
 
 
 def test_physical_names_come_from_the_namer(demo: Plan) -> None:
@@ -323,7 +328,7 @@ def _build_restore(args: EncryptExistingArgs) -> Callable[[], EncryptedRestore]:
 
 
 def test_outputs_hold_identifiers_and_cutover_notes_but_no_password() -> None:
-    result = _run_component(_build_restore(EncryptExistingArgs()))
+    result = _run_component(_build_restore(EncryptExistingArgs(snapshot_from_replica=True)))
     outputs = result["outputs"]
     namer = Namer.for_stack("unit")
     assert result["password_secret"] is True

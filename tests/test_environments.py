@@ -909,7 +909,7 @@ def test_rotation_and_dms_on_the_shared_network_add_no_endpoints(tmp_path: Path)
                           "app_security_group_id": "sg-app"}}
     recorded = run_program(service.branch_program(), envs.config_values(prep.config), prep.stack, outputs=shared)
     types = [typ for typ, _, _ in recorded]
-    assert "aws:lambda/function:Function" in types and "aws:dms/replicationInstance:ReplicationInstance" in types
+    assert "aws:lambda/function:Function" in types and "aws:dms/replicationConfig:ReplicationConfig" in types
     assert "aws:ec2/vpcEndpoint:VpcEndpoint" not in types
 
 

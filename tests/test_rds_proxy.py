@@ -1,17 +1,26 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from automation.plan import Plan, PlanError
 from components import packaging
 from components.rds_proxy import RdsProxyArgs, proxy_user_arn
-from tests.conftest import make_plan, policy_statements
+from tests import conftest
+from tests.conftest import policy_statements
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 PROXY_USER_ARN_PREFIX = "arn:aws:rds-db:us-east-1:123456789012:dbuser:prx-"
+
+
+def make_plan(recipes: Any, **config: Any) -> Any:
+    """This module tests the recipe's own-database layout (``database: own``); the stack's shared
+    databases are tested in test_branch_databases.py."""
+    config["rds_proxy"] = {**{"database": "own"}, **(config.get("rds_proxy") or {})}
+    return conftest.make_plan(recipes, **config)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -8,9 +9,17 @@ from automation.plan import Plan, PlanError
 from components import packaging
 from components.recipes import _interface_endpoints, parse_config
 from components.secret_rotation import EXCLUDE_CHARACTERS, SecretRotationArgs
-from tests.conftest import make_plan, policy_statements
+from tests import conftest
+from tests.conftest import policy_statements
 
 LAMBDA = "aws:lambda/function:Function"
+
+
+def make_plan(recipes: Any, **config: Any) -> Any:
+    """This module tests the recipe's own-database layout (``database: own``); the stack's shared
+    databases are tested in test_branch_databases.py."""
+    config["secret_rotation"] = {**{"database": "own"}, **(config.get("secret_rotation") or {})}
+    return conftest.make_plan(recipes, **config)
 
 
 @pytest.fixture(scope="module")
