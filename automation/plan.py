@@ -457,6 +457,32 @@ def _asset_json(value: Any) -> dict[str, Any]:
     return {rpc._special_sig_key: signature}
 
 
+class _ThreadLoops:
+    """Event loops handed to worker threads, remembered so that they can all be closed."""
+
+    def __init__(self) -> None:
+        self.loops: list[asyncio.AbstractEventLoop] = []
+        self.lock = threading.Lock()
+
+    def ensure(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            return
+        try:
+            asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            with self.lock:
+                self.loops.append(loop)
+
+    def close(self) -> None:
+        with self.lock:
+            loops, self.loops = self.loops, []
+        for loop in loops:
+            if not loop.is_running():
+                loop.close()
+
+
 def _planned(request: Any, urn: str) -> PlannedResource:
     """A RegisterResource request as the plan records it."""
     from pulumi.runtime import rpc
@@ -500,26 +526,13 @@ def _mocks_and_monitor(placeholders: Placeholders, recorded: list[PlannedResourc
 
         def __init__(self, mocks: Any) -> None:
             super().__init__(mocks)
-            self.thread_loops: list[asyncio.AbstractEventLoop] = []
-            self._loops_lock = threading.Lock()
+            self.thread_loops = _ThreadLoops()
 
         def _thread_loop(self) -> None:
-            if threading.current_thread() is threading.main_thread():
-                return
-            try:
-                asyncio.get_event_loop_policy().get_event_loop()
-            except RuntimeError:
-                loop = asyncio.new_event_loop()
-                asyncio.set_event_loop(loop)
-                with self._loops_lock:
-                    self.thread_loops.append(loop)
+            self.thread_loops.ensure()
 
         def close_thread_loops(self) -> None:
-            with self._loops_lock:
-                loops, self.thread_loops = self.thread_loops, []
-            for loop in loops:
-                if not loop.is_running():
-                    loop.close()
+            self.thread_loops.close()
 
         def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
             self._thread_loop()
