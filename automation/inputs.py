@@ -4,13 +4,14 @@ A stack config (``--config``), the project file (``dbenv.toml`` / ``pyproject.to
 (``policy check --from``), a policy config (``--policy-config``) and any later input file go through one
 of ``read_yaml``, ``read_json`` or ``read_toml``. What they guarantee, whatever the file holds:
 
-- at most ``MAX_BYTES`` (5 MiB) are read; a bigger file, a directory, a FIFO or a device is refused
-  before it is read;
+- at most ``MAX_BYTES`` (5 MiB) are read (``MAX_TOML_BYTES``, 256 KiB, for the project file: the
+  TOML parser is pure Python); a bigger file, a directory, a FIFO or a device is refused before it
+  is read;
 - the text is strict UTF-8 (a leading byte-order mark is dropped); anything else is refused with the
   offset of the first bad byte;
 - YAML aliases (``*name``, and so ``<<: *name`` merges) are refused, so an alias bomb cannot expand;
-  a YAML document holds at most ``MAX_YAML_NODES`` values (PyYAML builds Python objects slowly: this
-  bounds time and memory);
+  a YAML document holds at most ``MAX_YAML_NODES`` values and a JSON document at most
+  ``MAX_JSON_VALUES`` (counted before any object is built: this bounds time and memory);
 - no document nests deeper than ``MAX_DEPTH``;
 - every failure is one ``InputError`` whose message names the file and what is wrong.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Iterator
@@ -31,8 +33,13 @@ from typing import Any
 import yaml
 
 MAX_BYTES = 5 * 1024 * 1024
+MAX_TOML_BYTES = 256 * 1024
 MAX_DEPTH = 64
 MAX_YAML_NODES = 100_000
+MAX_JSON_VALUES = 500_000
+# Possessive quantifiers: no backtracking state kept over a long string.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]")
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -53,14 +60,18 @@ def read_bytes(path: str | Path, what: str, *, limit: int = MAX_BYTES) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"cannot read {what} {path}: not a regular file")
         if info.st_size > limit:
-            raise InputError(f"{what} {path} is {info.st_size} bytes; the limit is {limit} bytes ({limit // 1048576} MiB)")
+            raise InputError(f"{what} {path} is {info.st_size} bytes; the limit is {limit} bytes ({_size(limit)})")
         try:
             data = handle.read(limit + 1)
         except OSError as err:
             raise InputError(f"cannot read {what} {path}: {_reason(err)}") from None
     if len(data) > limit:  # the file grew while we read it
-        raise InputError(f"{what} {path} is larger than the limit of {limit} bytes ({limit // 1048576} MiB)")
+        raise InputError(f"{what} {path} is larger than the limit of {limit} bytes ({_size(limit)})")
     return data
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 1048576} MiB" if limit >= 1048576 else f"{limit // 1024} KiB"
 
 
 def read_text(path: str | Path, what: str, *, limit: int = MAX_BYTES) -> str:
@@ -91,21 +102,33 @@ def read_json(path: str | Path, what: str) -> Any:
 
 
 def parse_json(text: str, source: str) -> Any:
+    _check_json_shape(text, source)
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except RecursionError:
         raise InputError(f"{source} nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as err:  # JSONDecodeError, and int() digit limits
         raise InputError(f"{source} is not valid JSON: {err}") from None
-    check_depth(document, source)
-    return document
+
+
+def _check_json_shape(text: str, source: str) -> None:
+    """Count values and nesting on the text with its strings blanked, before json builds anything."""
+    skeleton = _JSON_STRING.sub('""', text)
+    values = skeleton.count(",") + skeleton.count("[") + skeleton.count("{")
+    if values > MAX_JSON_VALUES:
+        raise InputError(f"{source} holds more than {MAX_JSON_VALUES} values")
+    depth = 0
+    for bracket in _JSON_NOT_BRACKET.sub("", skeleton):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise InputError(f"{source} nests deeper than {MAX_DEPTH} levels")
 
 
 # ------------------------------------------------------------------ TOML
 
 
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    return parse_toml(read_text(path, what), f"{what} {Path(path)}")
+    return parse_toml(read_text(path, what, limit=MAX_TOML_BYTES), f"{what} {Path(path)}")
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
