@@ -55,16 +55,18 @@ def read_bytes(path: str | Path, what: str, *, limit: int = MAX_BYTES) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read {what} {path}: {_reason(err)}") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"cannot read {what} {path}: not a regular file")
         if info.st_size > limit:
             raise InputError(f"{what} {path} is {info.st_size} bytes; the limit is {limit} bytes ({_size(limit)})")
-        try:
+        with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read(limit + 1)
-        except OSError as err:
-            raise InputError(f"cannot read {what} {path}: {_reason(err)}") from None
+    except OSError as err:
+        raise InputError(f"cannot read {what} {path}: {_reason(err)}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:  # the file grew while we read it
         raise InputError(f"{what} {path} is larger than the limit of {limit} bytes ({_size(limit)})")
     return data
