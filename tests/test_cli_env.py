@@ -48,7 +48,9 @@ def run(*args: str) -> Any:
 
 @pytest.mark.parametrize("command", [["up"], ["preview"], ["down"], ["ls"], ["outputs"], ["reap"], ["cancel"],
                                      ["shared", "up"], ["shared", "down"], ["shared", "outputs"], ["local", "start"],
-                                     ["local", "stop"], ["local", "status"], ["config", "show"], ["install-pulumi"]])
+                                     ["local", "stop"], ["local", "status"], ["config", "show"], ["install-pulumi"],
+                                     ["plan"], ["policy", "check"], ["db", "connect"], ["db", "query"], ["policy"],
+                                     ["shared"], ["local"], ["config"], ["db"]])
 def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.exit_code == 0, result.output

@@ -26,7 +26,8 @@ from automation.commands.common import (
 if TYPE_CHECKING:
     from automation.workspace import Settings
 
-app = typer.Typer(name="db", help="Connect to a branch's databases with IAM auth, or query them through the Data API.",
+app = typer.Typer(name="db", help="Connect to a branch's databases with IAM auth, or query them through the Data API.\n\n"
+                          "Example: dbenv db query --branch feature/x \"select now()\"",
                      no_args_is_help=True)
 
 

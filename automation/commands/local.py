@@ -17,7 +17,8 @@ from automation.commands.common import (
 )
 from automation.local_aws import LocalAws
 
-app = typer.Typer(name="local", help="The local AWS endpoint (a moto server on 127.0.0.1) for --target local.",
+app = typer.Typer(name="local", help="The local AWS endpoint (a moto server on 127.0.0.1) for --target local.\n\n"
+                             "Example: dbenv local start --port 4566",
                         no_args_is_help=True)
 
 

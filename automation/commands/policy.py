@@ -24,7 +24,8 @@ from automation.commands.common import (
 
 app = typer.Typer(
     name="policy",
-    help="The CrossGuard policy pack (policies/): the same checks as `pulumi preview --policy-pack policies`.",
+    help="The CrossGuard policy pack (policies/): the same checks as `pulumi preview --policy-pack policies`.\n\n"
+         "Example: dbenv policy check --branch feature/x --recipes all",
     no_args_is_help=True,
 )
 

@@ -21,7 +21,8 @@ from automation.commands.common import (
     require_project,
 )
 
-app = typer.Typer(name="shared", help="The account-wide stack (network, DMS service roles) branch stacks read.",
+app = typer.Typer(name="shared", help="The account-wide stack (network, DMS service roles) branch stacks read.\n\n"
+                              "Example: dbenv shared up --target aws",
                          no_args_is_help=True)
 
 
