@@ -180,11 +180,11 @@ def parse_usage(document: Any, label: str) -> Usage:
 
 
 def read_usage(path: Path) -> Usage:
-    from automation import userfiles
+    from automation import inputs
 
     try:
-        document = userfiles.read_yaml(path)
-    except userfiles.UserFileError as err:
+        document = inputs.read_yaml(path, "usage file")
+    except inputs.InputError as err:
         raise CostError(str(err)) from None
     return parse_usage(document, str(path))
 
