@@ -49,6 +49,7 @@ FREE_TYPES = frozenset({
     "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup", "aws:rds/proxyTarget:ProxyTarget",
     "aws:dms/endpoint:Endpoint", "aws:dms/replicationSubnetGroup:ReplicationSubnetGroup",
     "aws:dms/replicationTask:ReplicationTask",
+    "time:index/sleep:Sleep",  # a wait inside the engine (IAM propagation): no AWS resource at all
 })
 
 # The top-level component of a recipe, by the middle part of its type token (db-recipes:<area>:<Name>).
