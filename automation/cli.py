@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from automation.commands import config, cost, db, env, local, policy, shared, sleep
+from automation.commands.common import EXIT_TOOL
+
+
+class _Guarded(TyperGroup):
+    """Every command runs inside this group: an unexpected exception is one line and exit 3, never a traceback.
+
+    Set DBENV_DEBUG=1 to see the traceback.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        import os
+
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException, KeyboardInterrupt, SystemExit):
+            raise  # usage errors (exit 2) and deliberate exits keep their codes
+        except Exception as err:  # noqa: BLE001 - the contract: the tool's own failure is exit 3
+            if os.environ.get("DBENV_DEBUG"):
+                raise
+            detail = " ".join(str(err).split())[:300]
+            typer.echo(f"dbenv: internal error: {type(err).__name__}{': ' + detail if detail else ''} "
+                       "(set DBENV_DEBUG=1 for the traceback)", err=True)
+            raise typer.Exit(EXIT_TOOL) from None
+
 
 app = typer.Typer(
+    cls=_Guarded,
     name="dbenv",
     help="AWS database recipes as Pulumi stacks, and one throw-away environment per git branch.",
     no_args_is_help=True,
@@ -46,6 +73,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - outside any command (argument parsing): still one line
+        typer.echo(f"dbenv: internal error: {type(err).__name__}: {' '.join(str(err).split())[:300]}", err=True)
+        sys.exit(EXIT_TOOL)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ FREE_TYPES = frozenset({
     "aws:rds/proxyDefaultTargetGroup:ProxyDefaultTargetGroup", "aws:rds/proxyTarget:ProxyTarget",
     "aws:dms/endpoint:Endpoint", "aws:dms/replicationSubnetGroup:ReplicationSubnetGroup",
     "aws:dms/replicationTask:ReplicationTask",
+    "time:index/sleep:Sleep",  # a wait inside the engine (IAM propagation): no AWS resource at all
 })
 
 # The top-level component of a recipe, by the middle part of its type token (db-recipes:<area>:<Name>).
@@ -180,11 +181,11 @@ def parse_usage(document: Any, label: str) -> Usage:
 
 
 def read_usage(path: Path) -> Usage:
-    from automation import userfiles
+    from automation import inputs
 
     try:
-        document = userfiles.read_yaml(path)
-    except userfiles.UserFileError as err:
+        document = inputs.read_yaml(path, "usage file")
+    except inputs.InputError as err:
         raise CostError(str(err)) from None
     return parse_usage(document, str(path))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -148,32 +149,47 @@ class Prepared:
     ttl: timedelta
 
 
-def prepare(settings: Settings, *, branch: str, recipes: str | None = None, config_file: Path | None = None,
-            ephemeral: bool = True) -> Prepared:
-    """Validate everything about a branch deploy before any stack is touched (BadInput on any problem)."""
+def prepare(settings: Settings, *, branch: str | None = None, recipes: str | None = None,
+            config_file: Path | None = None, ephemeral: bool | None = None, check_engine: bool = True) -> Prepared:
+    """Validate everything about a branch stack before any stack is touched (BadInput on any problem).
+
+    The one place where settings become a stack config: ``dbenv plan`` and ``dbenv policy check``
+    plan exactly what ``dbenv preview`` and ``dbenv up`` deploy. Precedence, per value: flags and
+    ``DBENV_*`` variables, then the stack config file's own keys (``aws:region``,
+    ``db-recipes:recipes``, ``db-recipes:ephemeral``), then dbenv.toml, then defaults. The keyword
+    arguments act as flags (for callers from Python). ``check_engine`` False skips the checks that
+    only matter to the engine (the aws target's secrets provider), for offline plans.
+    """
     from automation import plan as planning
     from components import naming
     from components import recipes as registry
     from components.config import ConfigError
 
     try:
-        naming.validate_branch(branch)
-        ws_mod.check_aws_target(settings)
+        branch = naming.validate_branch(branch) if branch is not None else settings.branch
+        if check_engine:
+            ws_mod.check_aws_target(settings)
         ttl = settings.ttl
-        file = config_file or _settings_path(settings, "config")
+        file = config_file or settings.config_file
         base = planning.read_config_file(file) if file else {}
+        chosen = _chosen(settings, "recipes", recipes, base.get(f"{NAMESPACE}:recipes"))
+        if chosen is None:
+            raise BadInput("choose recipes with --recipes (e.g. --recipes all), DBENV_RECIPES, `recipes` in "
+                           f"dbenv.toml, or {NAMESPACE}:recipes in the --config file")
+        check_recipes(chosen)
+        if ephemeral is None:
+            ephemeral = not _chosen(settings, "durable", None, _file_flag(base, f"{NAMESPACE}:ephemeral", invert=True))
+        region = str(_chosen(settings, "region", None, base.get("aws:region")))
     except (naming.InvalidName, SettingsError, planning.PlanError) as err:
         raise BadInput(str(err)) from None
-    chosen = recipes or settings.values.get("recipes")
-    if chosen is None and f"{NAMESPACE}:recipes" not in base:
-        raise BadInput("choose recipes with --recipes (e.g. --recipes all), `recipes` in dbenv.toml, "
-                       f"or {NAMESPACE}:recipes in --config")
     config = planning.merge_config(base, recipes=chosen, branch=branch, ephemeral=ephemeral)
-    region = str(config.get("aws:region") or settings.region)
     config["aws:region"] = region
     if settings.shared_network:
         network = config.get(f"{NAMESPACE}:network") or {}
-        network = json.loads(network) if isinstance(network, str) else dict(network)
+        try:
+            network = json.loads(network) if isinstance(network, str) else dict(network)
+        except (ValueError, TypeError):
+            raise BadInput(f"{NAMESPACE}:network: expected a mapping, got {str(network)[:60]!r}") from None
         config[f"{NAMESPACE}:network"] = {**network, "shared_stack": settings.qualified(SHARED_STACK)}
     stack = naming.stack_name(branch)
     own = {key[len(NAMESPACE) + 1:]: value for key, value in config.items() if key.startswith(f"{NAMESPACE}:")}
@@ -183,6 +199,42 @@ def prepare(settings: Settings, *, branch: str, recipes: str | None = None, conf
         raise BadInput(str(err)) from None
     return Prepared(stack=stack, branch=branch, config=config, recipes=parsed.recipes, region=region,
                     ephemeral=ephemeral, shared_network=settings.shared_network, ttl=ttl)
+
+
+def _chosen(settings: Settings, key: str, override: Any, from_config_file: Any) -> Any:
+    """A value by precedence: override (a flag from Python), flag or env, the config file, dbenv.toml, default."""
+    if override is not None:
+        return override
+    explicit = settings.sources[key].startswith(("flag", "env"))
+    if explicit or from_config_file is None:
+        return settings.values[key]
+    return from_config_file
+
+
+def _file_flag(base: Mapping[str, Any], key: str, *, invert: bool) -> bool | None:
+    """A boolean of the config file (``db-recipes:ephemeral``), inverted to the durable setting."""
+    if key not in base:
+        return None
+    value = ws_mod._as_bool(base[key], key)  # noqa: SLF001 - the one boolean parser of settings
+    return None if value is None else (not value if invert else value)
+
+
+def check_recipes(selection: Any) -> None:
+    """``all`` alone or known recipe names: say which name is unknown, and why ``all`` stands alone."""
+    from components import recipes as registry
+
+    if not isinstance(selection, str):
+        return  # a YAML list from the config file: parse_config names its faults
+    names = [part.strip() for part in selection.split(",") if part.strip()]
+    valid = ", ".join(registry.RECIPE_NAMES)
+    for name in names:
+        if name != "all" and name not in registry.RECIPES:
+            raise BadInput(f"recipes: unknown recipe {name[:60]!r} (valid: all, {valid})")
+    if "all" in names and len(names) > 1:
+        raise BadInput(f"recipes: 'all' already means every recipe and cannot be combined with names "
+                       f"(got {selection[:80]!r}): use --recipes all, or list only the names you want")
+    if not names:
+        raise BadInput(f"recipes: the list is empty: use 'all' or names out of {valid}")
 
 
 def prepare_shared(settings: Settings, config_file: Path | None = None) -> Prepared:
@@ -215,11 +267,28 @@ def prepare_shared(settings: Settings, config_file: Path | None = None) -> Prepa
 class Engine:
     """Settings -> ``pulumi.automation`` stacks and workspaces, each stack in its own work dir."""
 
-    def __init__(self, settings: Settings, *, auto: Any = None, command: Any = None) -> None:
+    def __init__(self, settings: Settings, *, auto: Any = None, command: Any = None, read_only: bool = False) -> None:
         self.settings = settings
         self._auto = auto
         self._command = command
         self._lock = threading.Lock()
+        # Read-only commands (ls, outputs, reap --dry-run) leave no trace: their work dirs live in a
+        # temporary folder, and no passphrase file is created.
+        self.read_only = read_only
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def work_root(self) -> Path:
+        if not self.read_only:
+            return self.settings.work_root
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="dbenv-")
+        return Path(self._scratch.name)
+
+    def no_state(self) -> bool:
+        """True when a read-only command finds no local state at all: nothing to read, nothing to create."""
+        url = self.settings.backend_url or ""
+        return self.read_only and url.startswith("file://") and not Path(url[len("file://"):]).is_dir()
 
     @property
     def auto(self) -> Any:
@@ -242,7 +311,7 @@ class Engine:
         return auto.LocalWorkspaceOptions(
             work_dir=str(work_dir),
             program=program,
-            env_vars=ws_mod.engine_env(self.settings),
+            env_vars=ws_mod.engine_env(self.settings, create=not self.read_only),
             secrets_provider=self.settings.secrets_provider,
             project_settings=auto.ProjectSettings(
                 name=PROJECT, runtime="python", main=str(self.settings.project_dir),
@@ -253,12 +322,12 @@ class Engine:
 
     def stack(self, name: str, program: Any, *, create: bool = True) -> Any:
         """Create-or-select (``create``) or select the stack; StackNotFoundError passes through."""
-        if self.settings.diy_backend:
+        if self.settings.diy_backend and not self.read_only:
             # A file backend must exist before the CLI can log in to it.
             url = self.settings.backend_url or ""
             if url.startswith("file://"):
                 Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
-        work_dir = self.settings.work_dir(name)
+        work_dir = self.work_root / name
         opts = self.options(work_dir, program)
         factory = self.auto.create_or_select_stack if create else self.auto.select_stack
         if program is None:
@@ -269,9 +338,9 @@ class Engine:
     def workspace(self) -> Any:
         """A workspace for project-wide calls (list stacks, tags); it never selects a stack."""
         url = self.settings.backend_url or ""
-        if url.startswith("file://"):
+        if url.startswith("file://") and not self.read_only:
             Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
-        opts = self.options(self.settings.work_root / "_project")
+        opts = self.options(self.work_root / "_project")
         return self.auto.LocalWorkspace(**opts.__dict__)
 
 
@@ -385,15 +454,19 @@ class Environments:
     def __init__(self, settings: Settings, engine: Engine | None = None, *, local: Any = None,
                  identity: Callable[[], tuple[str, str | None]] | None = None,
                  clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] = time.sleep,
-                 lock_wait: timedelta = LOCK_WAIT_DEFAULT) -> None:
+                 lock_wait: timedelta = LOCK_WAIT_DEFAULT, read_only: bool = False) -> None:
         self.settings = settings
-        self.engine = engine or Engine(settings)
+        self.engine = engine or Engine(settings, read_only=read_only)
         self._local = local
         self._identity = identity or _git_identity
         self.clock = clock
         self.sleep = sleep
         self.lock_wait = lock_wait
         self._start_lock = threading.Lock()
+
+    def _no_state(self) -> bool:
+        no_state = getattr(self.engine, "no_state", None)
+        return bool(no_state and no_state())
 
     # -- programs
 
@@ -529,6 +602,8 @@ class Environments:
         return DownOutcome(stack_name, branch, existed=True, changes=_changes(result.summary.resource_changes))
 
     def outputs(self, stack_name: str, *, show_secrets: bool = False) -> dict[str, Any]:
+        if self._no_state():
+            raise NotFound(f"no environment {stack_name}: run `dbenv up` first")
         try:
             stack = self.engine.stack(stack_name, None, create=False)
         except self.engine.auto.StackNotFoundError:
@@ -547,6 +622,8 @@ class Environments:
 
     def list(self) -> list[EnvInfo]:
         """Every stack of the project, with its dbenv tags and last update."""
+        if self._no_state():
+            return []
         workspace = self.engine.workspace()
         now = self.clock()
         infos = []
@@ -742,23 +819,14 @@ def prepare_hooks(settings: Settings, prepared: Prepared) -> Any:
     engine = next((db.ENDPOINTS[name].engine for name in db.ENDPOINTS if name in names), "postgres")
 
     def paths(key: str) -> list[Path]:
-        return [path if path.is_absolute() else settings.project_dir / path
-                for path in (Path(item) for item in settings.values.get(key) or ())]
+        # load_settings made every path absolute (relative to the project, or to the cwd for flags)
+        return [Path(item) for item in settings.values.get(key) or ()]
 
     try:
         return data_hooks.load(post_clone=paths("post_clone"), seed=paths("seed"),
                                migrate=settings.values.get("migrate"), engine=engine)
     except data_hooks.HookInputError as err:
         raise BadInput(str(err)) from None
-
-
-def _settings_path(settings: Settings, key: str) -> Path | None:
-    """A path setting; relative ones are relative to the project directory, not the cwd."""
-    value = settings.values.get(key)
-    if not value:
-        return None
-    path = Path(str(value))
-    return path if path.is_absolute() else settings.project_dir / path
 
 
 def _git_identity() -> tuple[str, str | None]:

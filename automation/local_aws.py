@@ -46,6 +46,10 @@ class LocalAwsError(RuntimeError):
     """The local server could not be started or stopped."""
 
 
+class PortUnavailable(ValueError):
+    """The asked-for port is taken (by another program, or the running server listens elsewhere): bad input."""
+
+
 @dataclass(frozen=True)
 class Status:
     running: bool
@@ -86,7 +90,23 @@ class LocalAws:
         return Status(False, None, None, stale_cleaned=True)
 
     def start(self, port: int | None = None, timeout: float = 30.0) -> Status:
-        """Start the server unless it runs; wait until it answers. Returns the running status."""
+        """Start the server unless it runs; wait until it answers. Returns the running status.
+
+        An explicit ``port`` must be the running server's, or free (PortUnavailable otherwise,
+        before anything is written).
+        """
+        if port is not None:
+            if not 1 <= port <= 65535:
+                raise PortUnavailable(f"--port: {port} is not a TCP port (1-65535)")
+            current = self.status()
+            if current.running:
+                if current.endpoint != _endpoint(port):
+                    raise PortUnavailable(f"--port: the local endpoint already runs at {current.endpoint} "
+                                          f"(pid {current.pid}); `dbenv local stop` first to move it to port {port}")
+                return current
+            if not port_free(port):
+                raise PortUnavailable(f"--port: port {port} on {HOST} is in use by another program: "
+                                      "choose another port, or leave --port out")
         self.directory.mkdir(parents=True, exist_ok=True)
         # Parallel `dbenv up` runs must agree on one server: the first starts it, the others wait.
         with open(self.directory / START_LOCK, "a", encoding="utf-8") as lock:
@@ -100,9 +120,13 @@ class LocalAws:
         current = self.status()
         if current.running:
             return current
-        port = port or self._remembered_port() or free_port()
-        if not port_free(port):
-            port = free_port()
+        if port is None:
+            port = self._remembered_port() or free_port()
+            if not port_free(port):
+                port = free_port()
+        elif not port_free(port):
+            raise PortUnavailable(f"--port: port {port} on {HOST} is in use by another program: "
+                                  "choose another port, or leave --port out")
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 [self.python, "-m", "moto.server", "-H", HOST, "-p", str(port)],

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 PROJECT = "db-recipes"
 ACCOUNT_ID = "123456789012"
 SECRET_MARKER = "[secret]"
@@ -59,13 +57,18 @@ class Plan:
     stack: str
     region: str
     resources: list[PlannedResource] = field(default_factory=list)
+    # Values read from elsewhere (another stack's outputs) that the offline plan can only stand in for.
+    placeholders: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "project": self.project,
             "stack": self.stack,
             "resources": [r.to_json() for r in self.resources],
         }
+        if self.placeholders:
+            document["placeholders"] = self.placeholders
+        return document
 
     def of_type(self, type_token: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_token]
@@ -85,13 +88,13 @@ class Plan:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The ``config:`` mapping of a Pulumi stack config YAML (``Pulumi.<stack>.yaml``)."""
+    from automation import inputs
+
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise PlanError(f"cannot read config file {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise PlanError(f"config file {path} is not valid YAML: {err}") from None
+        document = inputs.read_yaml(path, "config file")
+    except inputs.InputError as err:
+        raise PlanError(str(err)) from None
     if document is None:
         return {}
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
@@ -144,6 +147,7 @@ class Placeholders:
     def __init__(self, region: str, account: str = ACCOUNT_ID) -> None:
         self.region = region
         self.account = account
+        self.notes: list[dict[str, str]] = []
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
         return f"arn:aws:{service}:{self.region if region else ''}:{self.account}:{resource}"
@@ -309,6 +313,27 @@ def _scaling_policy(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple
     return ident, {"arn": arn, "alarmArns": []}
 
 
+def _stack_reference(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Another stack's outputs, shaped like the shared stack's exports (recipes.build_shared)."""
+    from components.dms_migration import SERVICE_ROLES
+
+    stack = str(inputs.get("name") or name)
+    vpc = f"vpc-{_digest('vpc', stack)}"
+    outputs = {
+        "network": {
+            "vpc_id": vpc,
+            "private_subnet_ids": [f"subnet-{_digest('subnet', stack, az)}" for az in "ab"],
+            "app_security_group_id": f"sg-{_digest('sg', stack)}",
+            "interface_endpoints": {"secretsmanager": f"vpce-{_digest('vpce', stack)}"},
+        },
+        "dms_service_roles": {"role_arns": {role: p.arn("iam", f"role/{role}", region=False) for role in SERVICE_ROLES}},
+    }
+    p.notes.append({"resource": name, "stack": stack,
+                    "note": f"the outputs of stack {stack} are offline placeholders (e.g. network.vpc_id {vpc}); "
+                            "the engine reads the real ones"})
+    return stack, {"name": stack, "outputs": outputs, "secretOutputNames": []}
+
+
 def _random_password(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     # A secret is never given a value: the marker is what every consumer sees.
     return "none", {"result": SECRET_MARKER, "bcryptHash": SECRET_MARKER}
@@ -344,6 +369,7 @@ _RESOURCE_PLACEHOLDERS: dict[str, Callable[..., tuple[str, dict[str, Any]]]] = {
     "aws:appautoscaling/target:Target": _scaling_target,
     "aws:appautoscaling/policy:Policy": _scaling_policy,
     "random:index/randomPassword:RandomPassword": _random_password,
+    "pulumi:pulumi:StackReference": _stack_reference,
 }
 
 
@@ -440,6 +466,48 @@ def _asset_json(value: Any) -> dict[str, Any]:
     return {rpc._special_sig_key: signature}
 
 
+class _ThreadLoops:
+    """Event loops handed to worker threads, remembered so that they can all be closed."""
+
+    def __init__(self) -> None:
+        self.loops: list[asyncio.AbstractEventLoop] = []
+        self.lock = threading.Lock()
+
+    def ensure(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            return
+        try:
+            asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            with self.lock:
+                self.loops.append(loop)
+
+    def close(self) -> None:
+        with self.lock:
+            loops, self.loops = self.loops, []
+        for loop in loops:
+            if not loop.is_running():
+                loop.close()
+
+
+def _planned(request: Any, urn: str) -> PlannedResource:
+    """A RegisterResource request as the plan records it."""
+    from pulumi.runtime import rpc
+
+    inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+    return PlannedResource(
+        urn=urn,
+        type=request.type,
+        name=request.name,
+        parent=request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None,
+        inputs=_mask(inputs),
+        dependencies=sorted(set(request.dependencies)),
+        custom=bool(request.custom),
+    )
+
+
 def _mocks_and_monitor(placeholders: Placeholders, recorded: list[PlannedResource]) -> tuple[Any, Any]:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
@@ -447,7 +515,7 @@ def _mocks_and_monitor(placeholders: Placeholders, recorded: list[PlannedResourc
 
     class PlanMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
-            if not args.custom:
+            if not args.custom and args.resource_id is None:  # a component (reads carry an id, custom unset)
                 return None, {}
             plain = {k: (rpc.unwrap_rpc_secret(v) if rpc.is_rpc_secret(v) else v) for k, v in args.inputs.items()}
             physical_id, computed = placeholders.resource(args.typ, args.name, plain)
@@ -457,21 +525,37 @@ def _mocks_and_monitor(placeholders: Placeholders, recorded: list[PlannedResourc
             return placeholders.call(args.token, args.args)
 
     class RecordingMonitor(pulumi_mocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:
+        """Records registrations; gives every executor thread an event loop that the plan closes.
+
+        The SDK runs monitor calls on the event loop's executor threads, and the mock monitor makes
+        each such thread an event loop it never closes; garbage-collected at interpreter exit, those
+        loops printed "Exception ignored ... Invalid file descriptor: -1" now and then. Creating the
+        loops here (the SDK then finds them) lets ``build_plan`` close every one.
+        """
+
+        def __init__(self, mocks: Any) -> None:
+            super().__init__(mocks)
+            self.thread_loops = _ThreadLoops()
+
+        def _thread_loop(self) -> None:
+            self.thread_loops.ensure()
+
+        def close_thread_loops(self) -> None:
+            self.thread_loops.close()
+
+        def Invoke(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+            self._thread_loop()
+            return super().Invoke(request)
+
+        def ReadResource(self, request: Any) -> Any:  # noqa: N802
+            self._thread_loop()
+            return super().ReadResource(request)
+
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802
+            self._thread_loop()
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
-                inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-                recorded.append(
-                    PlannedResource(
-                        urn=response.urn,
-                        type=request.type,
-                        name=request.name,
-                        parent=request.parent if request.parent and "::pulumi:pulumi:Stack::" not in request.parent else None,
-                        inputs=_mask(inputs),
-                        dependencies=sorted(set(request.dependencies)),
-                        custom=bool(request.custom),
-                    )
-                )
+                recorded.append(_planned(request, response.urn))
             return response
 
     mocks = PlanMocks()
@@ -479,7 +563,11 @@ def _mocks_and_monitor(placeholders: Placeholders, recorded: list[PlannedResourc
 
 
 def _run_isolated(work: Callable[[], Any]) -> Any:
-    """Run ``work`` on a fresh thread: a new event loop and an empty contextvars context."""
+    """Run ``work`` on a fresh thread: a new event loop and an empty contextvars context.
+
+    The loop is shut down completely before the thread ends (left-over tasks cancelled, the
+    executor threads joined, then closed): nothing of it is left for interpreter exit to collect.
+    """
     result: dict[str, Any] = {}
 
     def target() -> None:
@@ -490,7 +578,7 @@ def _run_isolated(work: Callable[[], Any]) -> Any:
         except BaseException as err:  # noqa: BLE001 - re-raised on the caller's thread
             result["error"] = err
         finally:
-            loop.close()
+            _shut_down(loop)
 
     thread = threading.Thread(target=target, name="dbenv-plan")
     thread.start()
@@ -498,6 +586,20 @@ def _run_isolated(work: Callable[[], Any]) -> Any:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def _shut_down(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT,
@@ -518,7 +620,8 @@ def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT,
 
         region = str(config.get("aws:region") or recipes.DEFAULT_REGION)
         recorded: list[PlannedResource] = []
-        mocks, monitor = _mocks_and_monitor(Placeholders(region), recorded)
+        placeholders = Placeholders(region)
+        mocks, monitor = _mocks_and_monitor(placeholders, recorded)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config({k: _config_string(v) for k, v in config.items()})
 
@@ -530,9 +633,14 @@ def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         except (ConfigError, pulumi.RunError) as err:
             # RunError: a clean, user-facing failure (e.g. a Lambda archive that cannot be built).
             raise PlanError(str(err)) from None
+        finally:
+            # The executor threads that ran monitor calls are done once the program is: join them,
+            # then close the loops they were given.
+            asyncio.get_event_loop().run_until_complete(asyncio.get_event_loop().shutdown_default_executor())
+            monitor.close_thread_loops()
         # Registration order depends on async scheduling; sort so the same program gives the same plan.
         recorded.sort(key=lambda r: r.urn)
-        return Plan(project=project, stack=stack, region=region, resources=recorded)
+        return Plan(project=project, stack=stack, region=region, resources=recorded, placeholders=placeholders.notes)
 
     return _run_isolated(work)
 
@@ -558,4 +666,5 @@ def render_tree(plan: Plan, suffix: Callable[[PlannedResource], str] | None = No
     roots = [p for p in by_parent if p is None or p not in known]
     for root in roots:
         walk(root, 1)
+    lines.extend(f"placeholder: {note['resource']}: {note['note']}" for note in plan.placeholders)
     return "\n".join(lines)

@@ -81,13 +81,13 @@ class Target:
 
 def load_resources_file(path: str | Path) -> Target:
     """A ``{"resources": [{"type", "name", "inputs", ...}]}`` file (the ``dbenv plan --json`` shape)."""
+    from automation import inputs
+
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise PolicyCheckError(f"cannot read resource file {path}: {err.strerror}") from None
-    except ValueError as err:
-        raise PolicyCheckError(f"resource file {path} is not valid JSON: {err}") from None
+        document = inputs.read_json(path, "resource file")
+    except inputs.InputError as err:
+        raise PolicyCheckError(str(err)) from None
     return target_from_document(document, source=str(path))
 
 
@@ -176,13 +176,13 @@ def read_policy_config(path: str | Path) -> dict[str, Any]:
 
     ``{"<policy>": "<level>" | {"enforcementLevel": "<level>", "<property>": ...}, "all": "<level>"}``
     """
+    from automation import inputs
+
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise PolicyCheckError(f"cannot read policy config {path}: {err.strerror}") from None
-    except ValueError as err:
-        raise PolicyCheckError(f"policy config {path} is not valid JSON: {err}") from None
+        document = inputs.read_json(path, "policy config")
+    except inputs.InputError as err:
+        raise PolicyCheckError(str(err)) from None
     if not isinstance(document, dict):
         raise PolicyCheckError(f"policy config {path}: expected an object of policy name -> config")
     for name, value in document.items():

@@ -16,8 +16,7 @@ import re
 import secrets
 import shutil
 import subprocess
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +32,9 @@ MIN_PULUMI_VERSION = "3.211.0"
 INSTALL_HINT = "install it with `dbenv install-pulumi` or `curl -fsSL https://get.pulumi.com | sh`"
 MAX_TTL = timedelta(days=30)
 _TTL = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
-_TTL_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+_LONGEST = timedelta(days=999_999_999)
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _DIY_SCHEMES = ("file://", "s3://", "gs://", "azblob://")
 
 
@@ -45,18 +46,27 @@ class PulumiCliError(RuntimeError):
     """The Pulumi CLI is missing or too old."""
 
 
-def parse_ttl(value: str, key: str = "ttl") -> timedelta:
-    """``90m``, ``72h``, ``3d``, ``1w`` -> timedelta (at most 30 days; ephemeral means short-lived)."""
+def parse_duration(value: Any, key: str, maximum: timedelta | None = None) -> timedelta:
+    """``90m``, ``72h``, ``3d``, ``1w`` -> timedelta, at most ``maximum`` (else at most what timedelta holds)."""
     match = _TTL.match(str(value))
     if not match:
-        raise SettingsError(f"{key}: {value!r} is not a duration; use a number and a unit m, h, d or w (e.g. 72h)")
-    amount, unit = int(match.group(1)), match.group(2)
-    ttl = timedelta(**{_TTL_UNITS[unit]: amount})
-    if ttl <= timedelta(0):
+        raise SettingsError(f"{key}: {str(value)[:40]!r} is not a duration; use a number and a unit m, h, d or w "
+                            "(e.g. 72h)")
+    digits, unit = match.group(1).lstrip("0") or "0", match.group(2)
+    amount = int(digits) if len(digits) <= 18 else 10**18  # past 18 digits it is too long anyway
+    if amount <= 0:
         raise SettingsError(f"{key}: {value!r} must be longer than zero")
-    if ttl > MAX_TTL:
-        raise SettingsError(f"{key}: {value!r} is longer than the 30d maximum for an ephemeral environment")
-    return ttl
+    limit = maximum or _LONGEST
+    # Compare in minutes before building a timedelta: a huge number must not overflow it.
+    if amount * _UNIT_MINUTES[unit] > limit // timedelta(minutes=1):
+        longest = f"the {limit.days}d maximum" if maximum else f"{limit.days}d, the longest duration there is"
+        raise SettingsError(f"{key}: {str(value)[:40]!r} is longer than {longest}")
+    return timedelta(minutes=amount * _UNIT_MINUTES[unit])
+
+
+def parse_ttl(value: Any, key: str = "ttl") -> timedelta:
+    """A branch environment's lifetime: at most 30 days (ephemeral means short-lived)."""
+    return parse_duration(value, key, MAX_TTL)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -76,39 +86,144 @@ def format_duration(delta: timedelta) -> str:
 # ------------------------------------------------------------------ settings
 
 
+def _choice(noun: str, *allowed: str) -> Callable[[Any, str], Any]:
+    def parse(value: Any, where: str) -> Any:
+        if value not in allowed:
+            raise SettingsError(f"{where}: {str(value)[:40]!r} is not a {noun} (allowed: {', '.join(allowed)})")
+        return value
+    return parse
+
+
+def _region(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _REGION.match(value):
+        raise SettingsError(f"{where}: {str(value)[:60]!r} is not an AWS region name like us-east-1")
+    return value
+
+
+def _duration(value: Any, where: str) -> Any:
+    parse_ttl(value, where)
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"{where}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _recipes(value: Any, where: str) -> str:
+    # dbenv.toml may list them: recipes = ["aurora-serverless", "data-api"]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    return _text(value, where)
+
+
+def _whole(low: int, high: int) -> Callable[[Any, str], int]:
+    def parse(value: Any, where: str) -> int:
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) and len(str(value)) < 10 else None
+        except ValueError:
+            number = None
+        if number is None:
+            raise SettingsError(f"{where}: expected a whole number, got {str(value)[:40]!r}")
+        if not low <= number <= high:
+            raise SettingsError(f"{where}: must be {low}..{high}, got {number}")
+        return number
+    return parse
+
+
+def _pattern(regex: str, what: str) -> Callable[[Any, str], str]:
+    def parse(value: Any, where: str) -> str:
+        if not isinstance(value, str) or not re.match(regex, value):
+            raise SettingsError(f"{where}: {str(value)[:60]!r} is not {what}")
+        return value
+    return parse
+
+
+def _path_list(value: Any, where: str) -> tuple[str, ...]:
+    """A list of file paths: a TOML list, a flag given several times, or one comma-separated string."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+        raise SettingsError(f"{where}: expected a list of file paths, got {str(value)[:60]!r}")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _usd(value: Any, where: str) -> float:
+    try:
+        amount = float(value) if not isinstance(value, bool) and len(str(value)) < 20 else None
+    except (TypeError, ValueError):
+        amount = None
+    if amount is None or amount != amount or amount in (float("inf"), float("-inf")):
+        raise SettingsError(f"{where}: expected USD a month (a number), got {str(value)[:40]!r}")
+    if amount < 0:
+        raise SettingsError(f"{where}: must be 0 or more, got {amount:g}")
+    return amount
+
+
+def _as_bool(value: Any, key: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise SettingsError(f"{key}: expected true or false, got {str(value)[:40]!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
+    """One dbenv setting: its key (also the dbenv.toml key and the flag name), default, variable, help.
+
+    ``parse`` checks and normalises a value (raising SettingsError naming ``where``); ``in_file`` is
+    False for settings that make no sense in a project file (the branch); ``path`` marks a file
+    path (a flag or variable is relative to the working directory, a project file's to the project).
+    """
+
     key: str
     default: Any
     env: str | None
     help: str
+    parse: Callable[[Any, str], Any] | None = None
+    in_file: bool = True
+    path: bool = False
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("target", "local", "DBENV_TARGET", "local (moto server on 127.0.0.1) or aws"),
-    Setting("region", "us-east-1", "DBENV_REGION", "AWS region of the stacks"),
-    Setting("ttl", "72h", "DBENV_TTL", "lifetime of a branch environment before `dbenv reap` removes it"),
-    Setting("recipes", None, "DBENV_RECIPES", "default --recipes ('all' or a comma-separated list)"),
+    Setting("branch", None, "DBENV_BRANCH", "git branch of the environment (default: the current branch)",
+            _text, in_file=False),
+    Setting("recipes", None, "DBENV_RECIPES", "default --recipes ('all' or a comma-separated list)", _recipes),
+    Setting("config", None, "DBENV_CONFIG", "default --config file (Pulumi stack config YAML)", _text, path=True),
+    Setting("target", "local", "DBENV_TARGET", "local (moto server on 127.0.0.1) or aws", _choice("target", *TARGETS)),
+    Setting("region", "us-east-1", "DBENV_REGION", "AWS region of the stacks", _region),
+    Setting("durable", False, "DBENV_DURABLE", "plan and deploy durable stacks (not ephemeral: no expiry, "
+            "kept by `dbenv reap`)", _as_bool),
+    Setting("ttl", "72h", "DBENV_TTL", "lifetime of a branch environment before `dbenv reap` removes it", _duration),
     Setting("backend", None, "PULUMI_BACKEND_URL", "state backend for --target aws: s3://..., file://..., "
-            "or empty for Pulumi Cloud (the local target always uses .dbenv/state)"),
+            "or empty for Pulumi Cloud (the local target always uses .dbenv/state)",
+            _pattern(r"^(file|s3|gs|azblob|https?)://", "a backend URL (file://, s3://, gs://, azblob://, https://)")),
     Setting("secrets_provider", None, "DBENV_SECRETS_PROVIDER", "secrets provider for --target aws "
-            "(awskms://..., or empty for passphrase / Pulumi Cloud)"),
+            "(awskms://..., or empty for passphrase / Pulumi Cloud)",
+            _pattern(r"^(passphrase|default|(awskms|azurekeyvault|gcpkms|hashivault)://)",
+                     "a secrets provider (passphrase, awskms://..., azurekeyvault://..., gcpkms://..., hashivault://...)")),
     Setting("org", "organization", "DBENV_ORG", "organization part of fully qualified stack names "
-            "('organization' on file/s3 backends, your org on Pulumi Cloud)"),
+            "('organization' on file/s3 backends, your org on Pulumi Cloud)",
+            _pattern(r"^[A-Za-z0-9_.-]+$", "an organization name")),
     Setting("shared_network", None, "DBENV_SHARED_NETWORK", "branch stacks use the shared stack's VPC "
-            "(default: false on local, true on aws)"),
-    Setting("policy_pack", "policies", "DBENV_POLICY_PACK", "policy pack directory attached to up and preview"),
-    Setting("parallel", 4, "DBENV_PARALLEL", "how many stacks `dbenv reap` destroys at once"),
-    Setting("config", None, "DBENV_CONFIG", "default --config file (Pulumi stack config YAML)"),
+            "(default: false on local, true on aws)", _as_bool),
+    Setting("policy_pack", "policies", "DBENV_POLICY_PACK", "policy pack directory attached to up and preview",
+            _text, path=True),
+    Setting("parallel", 4, "DBENV_PARALLEL", "how many stacks `dbenv reap` destroys at once", _whole(1, 32)),
     Setting("post_clone", None, "DBENV_POST_CLONE", "SQL files run once on a fresh clone, e.g. masking "
-            "(a list; comma-separated in the variable)"),
+            "(a list; comma-separated in the variable)", _path_list, path=True),
     Setting("migrate", None, "DBENV_MIGRATE", "shell command run after every up with the branch database's "
-            "connection in its environment (e.g. alembic upgrade head)"),
-    Setting("seed", None, "DBENV_SEED", "SQL files run once on a branch database created without a parent"),
-    Setting("budget", None, "DBENV_BUDGET", "USD a month: `up`/`preview` refuse a change whose idle estimate is higher"),
-    Setting("sleep_after", "12h", "DBENV_SLEEP_AFTER", "`dbenv reap` sleeps a branch idle this long since its last up/wake"),
+            "connection in its environment (e.g. alembic upgrade head)", _text),
+    Setting("seed", None, "DBENV_SEED", "SQL files run once on a branch database created without a parent "
+            "(a list; comma-separated in the variable)", _path_list, path=True),
+    Setting("budget", None, "DBENV_BUDGET", "USD a month: `up`/`preview` refuse a change whose idle estimate is higher",
+            _usd),
+    Setting("sleep_after", "12h", "DBENV_SLEEP_AFTER", "`dbenv reap` sleeps a branch idle this long since its "
+            "last up/wake", _duration),
 )
 SETTING_KEYS = tuple(s.key for s in SETTINGS)
+FILE_KEYS = tuple(s.key for s in SETTINGS if s.in_file)
 
 
 @dataclass(frozen=True)
@@ -120,6 +235,31 @@ class Settings:
     sources: Mapping[str, str]
     passphrase_from_env: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def in_project(self) -> bool:
+        """True when a dbenv.toml or pyproject.toml marks the project directory."""
+        return (self.project_dir / CONFIG_FILE).is_file() or (self.project_dir / "pyproject.toml").is_file()
+
+    @property
+    def branch(self) -> str:
+        """The branch setting, else the current git branch; a valid git branch name either way."""
+        from automation import gitinfo
+        from components import naming
+
+        try:
+            return naming.validate_branch(self.values["branch"] or gitinfo.current_branch(str(self.project_dir)))
+        except (naming.InvalidName, gitinfo.GitError) as err:
+            raise SettingsError(str(err)) from None
+
+    @property
+    def config_file(self) -> Path | None:
+        value = self.values.get("config")
+        return Path(value) if value else None
+
+    @property
+    def durable(self) -> bool:
+        return bool(self.values["durable"])
 
     @property
     def target(self) -> str:
@@ -186,7 +326,6 @@ class Settings:
     def policy_pack_dir(self) -> Path | None:
         """The policy pack directory if it holds a pack, else None."""
         path = Path(str(self.values["policy_pack"]))
-        path = path if path.is_absolute() else self.project_dir / path
         return path if (path / "PulumiPolicy.yaml").is_file() else None
 
     def work_dir(self, stack: str) -> Path:
@@ -212,15 +351,18 @@ def find_project_dir(start: Path | None = None) -> Path:
 
 def read_project_file(project_dir: Path) -> tuple[dict[str, Any], str]:
     """The ``dbenv.toml`` table, else ``[tool.dbenv]`` of pyproject.toml, and a label for the source."""
+    from automation import inputs
+
     for path, label in ((project_dir / CONFIG_FILE, CONFIG_FILE), (project_dir / "pyproject.toml", None)):
         if not path.is_file():
             continue
         try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise SettingsError(f"{path.name}: cannot read it: {err}") from None
+            document = inputs.read_toml(path, "project file")
+        except inputs.InputError as err:
+            raise SettingsError(str(err)) from None
         if label is None:
-            table = document.get("tool", {}).get("dbenv")
+            tool = document.get("tool", {})
+            table = tool.get("dbenv") if isinstance(tool, dict) else None
             if table is None:
                 continue
             label = "pyproject.toml [tool.dbenv]"
@@ -228,9 +370,9 @@ def read_project_file(project_dir: Path) -> tuple[dict[str, Any], str]:
             table = document
         if not isinstance(table, dict):
             raise SettingsError(f"{label}: expected a table of settings")
-        unknown = sorted(set(table) - set(SETTING_KEYS))
+        unknown = sorted(set(table) - set(FILE_KEYS))
         if unknown:
-            raise SettingsError(f"{label}: unknown setting {unknown[0]!r} (valid: {', '.join(SETTING_KEYS)})")
+            raise SettingsError(f"{label}: unknown setting {unknown[0][:40]!r} (valid: {', '.join(FILE_KEYS)})")
         return dict(table), label
     return {}, "default"
 
@@ -241,70 +383,51 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Layer defaults < project file < environment < flags, then validate everything."""
+    """Resolve every dbenv setting: flags > ``DBENV_*`` variables > dbenv.toml / [tool.dbenv] > defaults.
+
+    This is the one resolution every command uses (``automation.commands.common.env_settings``);
+    ``environments.prepare`` then turns settings into the stack config that plan, policy check,
+    preview and up all hand to the program. To add a setting:
+
+    1. add a ``Setting`` row to ``SETTINGS`` (key = dbenv.toml key, default, ``DBENV_<KEY>``
+       variable, help, a ``parse`` function that checks and normalises the value and raises
+       SettingsError naming ``where``; ``path=True`` for a file path; ``in_file=False`` if it
+       makes no sense in dbenv.toml);
+    2. add a typed property to ``Settings`` if callers need more than ``values[key]``;
+    3. pass the command's flag as ``env_settings(<key>=flag)`` (None means "not given").
+
+    ``dbenv config show`` and the README's settings table list the rows, so nothing else changes.
+    """
     project_dir = (project_dir or find_project_dir()).resolve()
     env = dict(os.environ if env is None else env)
     file_values, file_label = read_project_file(project_dir)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for setting in SETTINGS:
-        values[setting.key], sources[setting.key] = setting.default, "default"
+        value, source, base = setting.default, "default", project_dir
         if setting.key in file_values:
-            values[setting.key], sources[setting.key] = file_values[setting.key], file_label
+            value, source = file_values[setting.key], file_label
         if setting.env and env.get(setting.env):
-            values[setting.key], sources[setting.key] = env[setting.env], f"env {setting.env}"
+            value, source, base = env[setting.env], f"env {setting.env}", Path.cwd()
         flag = (flags or {}).get(setting.key)
         if flag is not None:
-            values[setting.key], sources[setting.key] = flag, f"flag --{setting.key.replace('_', '-')}"
-    _validate(values, sources)
+            value, source, base = flag, f"flag --{setting.key.replace('_', '-')}", Path.cwd()
+        where = f"{setting.key} (from {source})"
+        if value is not None and setting.parse is not None:
+            value = setting.parse(str(value) if isinstance(value, Path) else value, where)
+        if value is not None and setting.path:
+            value = (tuple(_absolute(item, base, where) for item in value) if isinstance(value, tuple)
+                     else _absolute(str(value), base, where))
+        values[setting.key], sources[setting.key] = value, source
     return Settings(project_dir=project_dir, values=values, sources=sources,
                     passphrase_from_env=bool(env.get("PULUMI_CONFIG_PASSPHRASE")), env=env)
 
 
-def _validate(values: dict[str, Any], sources: Mapping[str, str]) -> None:
-    def where(key: str) -> str:
-        return f"{key} (from {sources[key]})"
-
-    if values["target"] not in TARGETS:
-        raise SettingsError(f"{where('target')}: {values['target']!r} is not a target (allowed: local, aws)")
-    parse_ttl(values["ttl"], where("ttl"))
-    values["shared_network"] = _as_bool(values["shared_network"], where("shared_network"))
-    try:
-        values["parallel"] = int(values["parallel"])
-    except (TypeError, ValueError):
-        raise SettingsError(f"{where('parallel')}: expected a whole number, got {values['parallel']!r}") from None
-    if not 1 <= values["parallel"] <= 32:
-        raise SettingsError(f"{where('parallel')}: must be 1..32, got {values['parallel']}")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(values["org"])):
-        raise SettingsError(f"{where('org')}: {values['org']!r} is not an organization name")
-    for key in ("post_clone", "seed"):
-        values[key] = _as_paths(values[key], where(key))
-    backend = values.get("backend")
-    if backend and not re.match(r"^(file|s3|gs|azblob|https?)://", str(backend)):
-        raise SettingsError(f"{where('backend')}: {backend!r} is not a backend URL (file://, s3://, gs://, "
-                            "azblob://, https://)")
-    provider = values.get("secrets_provider")
-    if provider and not re.match(r"^(passphrase|default|(awskms|azurekeyvault|gcpkms|hashivault)://)", str(provider)):
-        raise SettingsError(f"{where('secrets_provider')}: {provider!r} is not a secrets provider "
-                            "(passphrase, awskms://..., azurekeyvault://..., gcpkms://..., hashivault://...)")
-
-
-def _as_paths(value: Any, key: str) -> tuple[str, ...]:
-    """A list of file paths: a TOML list, a flag given several times, or one comma-separated string."""
-    if value is None:
-        return ()
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
-        raise SettingsError(f"{key}: expected a list of SQL file paths, got {value!r}")
-    return tuple(item.strip() for item in items if item.strip())
-
-
-def _as_bool(value: Any, key: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.lower() in ("true", "1", "yes")
-    raise SettingsError(f"{key}: expected true or false, got {value!r}")
+def _absolute(value: str, base: Path, where: str) -> str:
+    if not value or "\x00" in value:
+        raise SettingsError(f"{where}: {value!r} is not a file path")
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
 
 
 def describe_settings(settings: Settings) -> list[dict[str, Any]]:
@@ -316,6 +439,11 @@ def describe_settings(settings: Settings) -> list[dict[str, Any]]:
     rows.append({"key": "effective secrets provider", "value": settings.secrets_provider or "Pulumi Cloud",
                  "source": "env PULUMI_CONFIG_PASSPHRASE" if settings.passphrase_from_env
                  and settings.secrets_provider == "passphrase" else derived})
+    try:
+        branch, source = settings.branch, settings.sources["branch"] if settings.values["branch"] else "git"
+    except SettingsError:
+        branch, source = None, "git: no current branch (pass --branch)"
+    rows.append({"key": "effective branch", "value": branch, "source": source})
     rows.append({"key": "effective shared_network", "value": settings.shared_network,
                  "source": settings.sources["shared_network"] if settings.values["shared_network"] is not None
                  else "derived from target"})
@@ -325,10 +453,16 @@ def describe_settings(settings: Settings) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ secrets
 
 
-def passphrase_env(settings: Settings) -> dict[str, str]:
-    """Environment for the passphrase secrets provider: the user's variable, or a 0600 file in .dbenv/."""
+def passphrase_env(settings: Settings, *, create: bool = True) -> dict[str, str]:
+    """Environment for the passphrase secrets provider: the user's variable, or a 0600 file in .dbenv/.
+
+    ``create`` False (read-only commands) uses the file only if it exists.
+    """
     if settings.secrets_provider != "passphrase" or settings.passphrase_from_env:
         return {}
+    if not create:
+        path = settings.state_root / PASSPHRASE_FILE
+        return {"PULUMI_CONFIG_PASSPHRASE_FILE": str(path)} if path.is_file() else {}
     return {"PULUMI_CONFIG_PASSPHRASE_FILE": str(ensure_passphrase_file(settings.state_root))}
 
 
@@ -360,9 +494,9 @@ def check_aws_target(settings: Settings) -> None:
         )
 
 
-def engine_env(settings: Settings) -> dict[str, str]:
+def engine_env(settings: Settings, *, create: bool = True) -> dict[str, str]:
     """Variables every engine command of a stack gets."""
-    env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **passphrase_env(settings)}
+    env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **passphrase_env(settings, create=create)}
     url = settings.backend_url
     if url:
         env["PULUMI_BACKEND_URL"] = url
@@ -372,17 +506,18 @@ def engine_env(settings: Settings) -> dict[str, str]:
 # ------------------------------------------------------------------ the Pulumi CLI
 
 
-def find_pulumi_root(home: Path | None = None, path_lookup: Any = shutil.which) -> Path | None:
-    """The install root (the directory holding ``bin/pulumi``): on PATH, else the newest ~/.pulumi/versions/*."""
+def find_pulumi(home: Path | None = None, path_lookup: Any = shutil.which) -> Path | None:
+    """The real path of the ``pulumi`` binary: on PATH (in any folder), else the newest
+    ``~/.pulumi/versions/*/bin/pulumi``, else ``~/.pulumi/bin/pulumi``."""
     on_path = path_lookup("pulumi")
     if on_path:
-        return Path(on_path).resolve().parent.parent
+        return Path(on_path).resolve()
     home = home or Path.home()
     candidates = [p for p in (home / ".pulumi" / "versions").glob("*") if (p / "bin" / "pulumi").is_file()]
     if candidates:
-        return max(candidates, key=lambda p: _version_key(p.name))
+        return max(candidates, key=lambda p: _version_key(p.name)) / "bin" / "pulumi"
     if (home / ".pulumi" / "bin" / "pulumi").is_file():
-        return home / ".pulumi"
+        return home / ".pulumi" / "bin" / "pulumi"
     return None
 
 
@@ -390,28 +525,45 @@ def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3]) or (0,)
 
 
-def pulumi_command(root: Path | None = None) -> Any:
+def pulumi_command(binary: Path | None = None) -> Any:
     """A ``PulumiCommand`` for the installed CLI, or PulumiCliError with one line saying what to do."""
     from pulumi.automation import InvalidVersionError, PulumiCommand
     from semver import VersionInfo
 
-    root = root or find_pulumi_root()
-    if root is None:
+    binary = binary or find_pulumi()
+    if binary is None:
         raise PulumiCliError(f"the Pulumi CLI is not installed (not on PATH, not in ~/.pulumi/versions): {INSTALL_HINT}")
+    # PulumiCommand wants an install root holding bin/pulumi; a binary elsewhere was found on PATH,
+    # and PulumiCommand without a root runs exactly that one.
+    root = str(binary.parent.parent) if binary.parent.name == "bin" else None
     try:
-        return PulumiCommand(root=str(root), version=VersionInfo.parse(MIN_PULUMI_VERSION))
+        return PulumiCommand(root=root, version=VersionInfo.parse(MIN_PULUMI_VERSION))
     except InvalidVersionError as err:
         raise PulumiCliError(
-            f"the Pulumi CLI in {root} is too old ({err}); dbenv needs >= {MIN_PULUMI_VERSION} "
+            f"the Pulumi CLI {binary} is too old ({err}); dbenv needs >= {MIN_PULUMI_VERSION} "
             f"for stack tags on file/s3 backends: {INSTALL_HINT}"
         ) from None
     except (OSError, ValueError, subprocess.SubprocessError) as err:
-        raise PulumiCliError(f"cannot run the Pulumi CLI in {root}: {err}; {INSTALL_HINT}") from None
+        raise PulumiCliError(f"cannot run the Pulumi CLI {binary}: {err}; {INSTALL_HINT}") from None
 
 
-def install_pulumi(version: str | None = None) -> Any:
-    """Download the CLI into ~/.pulumi/versions/<version> (needs the internet)."""
-    from pulumi.automation import PulumiCommand
+def check_install_version(version: str | None) -> Any:
+    """The version ``dbenv install-pulumi`` may install (None: the SDK's own), or SettingsError."""
     from semver import VersionInfo
 
-    return PulumiCommand.install(version=VersionInfo.parse(version) if version else None)
+    if version is None:
+        return None
+    try:
+        parsed = VersionInfo.parse(version.removeprefix("v"))
+    except (ValueError, TypeError):
+        raise SettingsError(f"--version: {version[:40]!r} is not a version like {MIN_PULUMI_VERSION}") from None
+    if parsed < VersionInfo.parse(MIN_PULUMI_VERSION):
+        raise SettingsError(f"--version: {version} is older than {MIN_PULUMI_VERSION}, the oldest dbenv works with")
+    return parsed
+
+
+def install_pulumi(version: Any = None) -> Any:
+    """Download the CLI into ~/.pulumi/versions/<version> (needs the internet); ``version`` from check_install_version."""
+    from pulumi.automation import PulumiCommand
+
+    return PulumiCommand.install(version=version)

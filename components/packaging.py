@@ -337,6 +337,8 @@ def rds_ca_bundle(configured: str | None, build_root: Path = DEFAULT_BUILD_ROOT,
     cached = Path(build_root) / "ca" / CA_BUNDLE_NAME
     if cached.is_file():
         return CaBundle(cached)
+    if _under_mocks():  # the offline plan (dbenv plan, policy check) never touches the network
+        return CaBundle(None, f"the offline plan does not download it; `dbenv up` fetches it once from {url}")
     remembered = _download_failures.get((url, cached))
     if remembered:
         return CaBundle(None, remembered)

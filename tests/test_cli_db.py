@@ -42,7 +42,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OutputsOnly:
     for key in ("DBENV_TARGET", "DBENV_REGION"):
         monkeypatch.delenv(key, raising=False)
     fake = OutputsOnly(OUTPUTS)
-    monkeypatch.setattr(common, "environments", lambda settings: fake)
+    monkeypatch.setattr(common, "environments", lambda settings, **_: fake)
     return fake
 
 

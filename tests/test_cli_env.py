@@ -26,13 +26,15 @@ STACK = naming.stack_name(BRANCH)
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAutomation]:
     """A project dir as cwd, a clean environment, and every Environments built over one fake backend."""
     (tmp_path / "dbenv.toml").write_text('recipes = "dynamodb-autoscaling"\n', encoding="utf-8")
+    # The local file backend exists once anything was deployed; read-only commands look for it.
+    (tmp_path / ".dbenv" / "state").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     for key in ("DBENV_TARGET", "DBENV_TTL", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "CI", "NO_COLOR"):
         monkeypatch.delenv(key, raising=False)
     fake = FakeAutomation()
 
-    def environments(settings: Any) -> envs.Environments:
-        engine = envs.Engine(settings, auto=fake, command=object())
+    def environments(settings: Any, *, read_only: bool = False) -> envs.Environments:
+        engine = envs.Engine(settings, auto=fake, command=object(), read_only=read_only)
         return envs.Environments(settings, engine, local=StubLocal(), identity=lambda: ("dev@example.com", "abc"),
                                  clock=lambda: NOW)
 
@@ -46,7 +48,9 @@ def run(*args: str) -> Any:
 
 @pytest.mark.parametrize("command", [["up"], ["preview"], ["down"], ["ls"], ["outputs"], ["reap"], ["cancel"],
                                      ["shared", "up"], ["shared", "down"], ["shared", "outputs"], ["local", "start"],
-                                     ["local", "stop"], ["local", "status"], ["config", "show"], ["install-pulumi"]])
+                                     ["local", "stop"], ["local", "status"], ["config", "show"], ["install-pulumi"],
+                                     ["plan"], ["policy", "check"], ["db", "connect"], ["db", "query"], ["policy"],
+                                     ["shared"], ["local"], ["config"], ["db"]])
 def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.exit_code == 0, result.output
@@ -198,7 +202,8 @@ def test_missing_pulumi_cli_is_one_line_and_starts_nothing(tmp_path: Path, monke
     from automation import workspace
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(workspace, "find_pulumi_root", lambda *a, **k: None)
+    (tmp_path / "dbenv.toml").write_text("", encoding="utf-8")
+    monkeypatch.setattr(workspace, "find_pulumi", lambda *a, **k: None)
     result = run("up", "-b", BRANCH, "-r", "dynamodb-autoscaling", "-y")
     assert result.exit_code == 1
     assert result.stderr.strip() == (f"dbenv: the Pulumi CLI is not installed (not on PATH, not in "
@@ -251,7 +256,7 @@ def real_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-only")
     for key in ("DBENV_TARGET", "PULUMI_BACKEND_URL", "CI", "NO_COLOR"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(workspace, "find_pulumi_root", lambda *a, **k: Path(command.command).parent.parent)
+    monkeypatch.setattr(workspace, "find_pulumi", lambda *a, **k: Path(command.command))
     return state
 
 

@@ -312,7 +312,7 @@ def test_usage_file_is_bounded_and_validated(tmp_path: Path) -> None:
         good.write_text(text, encoding="utf-8")
         with pytest.raises(cost.CostError, match=message):
             cost.read_usage(good)
-    good.write_bytes(b"hours_awake: 1\n" + b"#" * 300_000)
+    good.write_bytes(b"hours_awake: 1\n" + b"#" * 6_000_000)
     with pytest.raises(cost.CostError, match="limit"):
         cost.read_usage(good)
     good.write_bytes(b"\xff\xfe")

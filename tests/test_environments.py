@@ -1150,7 +1150,7 @@ def install_scripted_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tup
     binary.chmod(0o755)
     state = tmp_path / "cli-state.json"
     monkeypatch.setenv("FAKE_PULUMI_STATE", str(state))
-    return state, workspace.pulumi_command(root)
+    return state, workspace.pulumi_command(binary)
 
 
 def _cli_log(state: Path) -> list[dict[str, Any]]:

@@ -59,7 +59,7 @@ def test_bad_sql_files_are_refused_with_one_line(tmp_path: Path, content: bytes,
 def test_oversized_and_missing_files(tmp_path: Path) -> None:
     big = tmp_path / "big.sql"
     big.write_bytes(b"SELECT 1;\n" * (hooks.MAX_SQL_BYTES // 10 + 1))
-    with pytest.raises(hooks.HookInputError, match="limited to"):
+    with pytest.raises(hooks.HookInputError, match="the limit is"):
         hooks.read_sql_file(big, "postgres", "seed")
     with pytest.raises(hooks.HookInputError, match="seed: cannot read"):
         hooks.read_sql_file(tmp_path / "missing.sql", "postgres", "seed")

@@ -34,12 +34,16 @@ def test_settings_read_hooks_from_dbenv_toml(tmp_path: Path) -> None:
     (tmp_path / "dbenv.toml").write_text('post_clone = ["sql/mask.sql"]\nseed = "seed.sql"\n'
                                          'migrate = "alembic upgrade head"\n', encoding="utf-8")
     settings = workspace.load_settings(tmp_path, env={})
-    assert settings.values["post_clone"] == ("sql/mask.sql",) and settings.values["seed"] == ("seed.sql",)
+    # paths in the project file are relative to the project
+    assert settings.values["post_clone"] == (str(tmp_path / "sql/mask.sql"),)
+    assert settings.values["seed"] == (str(tmp_path / "seed.sql"),)
     assert settings.sources["migrate"] == "dbenv.toml"
     flagged = workspace.load_settings(tmp_path, env={"DBENV_SEED": "a.sql,b.sql"}, flags={"migrate": "make migrate"})
-    assert flagged.values["seed"] == ("a.sql", "b.sql") and flagged.values["migrate"] == "make migrate"
+    # paths in a variable or flag are relative to the working directory
+    assert flagged.values["seed"] == (str(Path.cwd() / "a.sql"), str(Path.cwd() / "b.sql"))
+    assert flagged.values["migrate"] == "make migrate"
     (tmp_path / "dbenv.toml").write_text("seed = 3\n", encoding="utf-8")
-    with pytest.raises(workspace.SettingsError, match="seed .*expected a list of SQL file paths"):
+    with pytest.raises(workspace.SettingsError, match="seed .*expected a list of file paths"):
         workspace.load_settings(tmp_path, env={})
 
 

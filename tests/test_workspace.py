@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_local_target_ignores_the_aws_backend(tmp_path: Path) -> None:
     ("parallel = 0", "parallel .from dbenv.toml.: must be 1..32"),
     ('backend = "ftp://x"', "not a backend URL"),
     ('secrets_provider = "plain"', "not a secrets provider"),
-    ("target = ", "cannot read it"),
+    ("target = ", "is not valid TOML"),
 ])
 def test_bad_settings_name_key_and_source(tmp_path: Path, toml: str, message: str) -> None:
     (tmp_path / "dbenv.toml").write_text(toml + "\n", encoding="utf-8")
@@ -171,30 +172,54 @@ def _fake_cli(root: Path, version: str) -> Path:
 
 def test_cli_found_on_path_then_in_versions(tmp_path: Path) -> None:
     on_path = _fake_cli(tmp_path / "opt", "3.250.0")
-    assert workspace.find_pulumi_root(tmp_path, lambda _: str(on_path)) == (tmp_path / "opt").resolve()
+    assert workspace.find_pulumi(tmp_path, lambda _: str(on_path)) == on_path.resolve()
     home = tmp_path / "home"
     _fake_cli(home / ".pulumi" / "versions" / "3.9.0", "3.9.0")
     _fake_cli(home / ".pulumi" / "versions" / "3.250.0", "3.250.0")
-    assert workspace.find_pulumi_root(home, lambda _: None) == home / ".pulumi" / "versions" / "3.250.0"
-    assert workspace.find_pulumi_root(tmp_path / "empty", lambda _: None) is None
+    assert workspace.find_pulumi(home, lambda _: None) == home / ".pulumi" / "versions" / "3.250.0" / "bin" / "pulumi"
+    assert workspace.find_pulumi(tmp_path / "empty", lambda _: None) is None
+
+
+def test_cli_on_path_outside_a_bin_folder_is_used_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK", raising=False)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    binary = tools / "pulumi"
+    binary.write_text("#!/bin/sh\necho v3.150.0\n", encoding="utf-8")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    found = workspace.find_pulumi()
+    assert found == binary.resolve()
+    with pytest.raises(workspace.PulumiCliError, match=f"the Pulumi CLI {re.escape(str(binary))} is too old"):
+        workspace.pulumi_command(found)
+    binary.write_text("#!/bin/sh\necho v3.272.0\n", encoding="utf-8")
+    assert str(workspace.pulumi_command(found).version) == "3.272.0"
+
+
+@pytest.mark.parametrize(("version", "message"), [("3.100.0", "older than 3.211.0"), ("latest", "is not a version"),
+                                                  ("3.2", "is not a version")])
+def test_install_version_below_minimum_or_malformed_is_refused(version: str, message: str) -> None:
+    with pytest.raises(workspace.SettingsError, match=message):
+        workspace.check_install_version(version)
+    assert str(workspace.check_install_version("v3.272.0")) == "3.272.0"
 
 
 def test_missing_cli_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(workspace, "find_pulumi_root", lambda *a, **k: None)
+    monkeypatch.setattr(workspace, "find_pulumi", lambda *a, **k: None)
     with pytest.raises(workspace.PulumiCliError, match="not installed.*dbenv install-pulumi"):
         workspace.pulumi_command()
 
 
 def test_too_old_cli_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK", raising=False)
-    _fake_cli(tmp_path, "3.150.0")
+    binary = _fake_cli(tmp_path, "3.150.0")
     with pytest.raises(workspace.PulumiCliError, match=r"too old.*>= 3\.211\.0"):
-        workspace.pulumi_command(tmp_path)
+        workspace.pulumi_command(binary)
 
 
 def test_recent_cli_is_accepted(tmp_path: Path) -> None:
-    _fake_cli(tmp_path, "3.272.0")
-    command = workspace.pulumi_command(tmp_path)
+    binary = _fake_cli(tmp_path, "3.272.0")
+    command = workspace.pulumi_command(binary)
     assert str(command.version) == "3.272.0"
     assert command.command == os.path.join(str(tmp_path), "bin", "pulumi")
 
@@ -205,7 +230,7 @@ def test_broken_cli_is_reported(tmp_path: Path) -> None:
     binary.write_text("#!/bin/sh\nexit 3\n", encoding="utf-8")
     binary.chmod(0o755)
     with pytest.raises(workspace.PulumiCliError, match="cannot run the Pulumi CLI"):
-        workspace.pulumi_command(tmp_path)
+        workspace.pulumi_command(binary)
 
 
 def test_lock_dir_only_for_file_backends(tmp_path: Path) -> None:

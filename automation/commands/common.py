@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# 0 ok, 1 the work failed (engine error, mandatory violation), 2 bad input (nothing touched),
+# 3 the tool itself failed (the policy pack process died, an internal error).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TOOL = 0, 1, 2, 3
 
 BranchOption = Annotated[
     str | None, typer.Option("--branch", "-b", help="Git branch (default: the current branch).")
@@ -28,33 +30,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def resolve_branch(branch: str | None) -> str:
-    from automation import gitinfo
-    from components import naming
-
-    try:
-        return naming.validate_branch(branch if branch is not None else gitinfo.current_branch())
-    except (naming.InvalidName, gitinfo.GitError) as err:
-        fail(str(err))
-
-
-def plan_config(branch: str | None, recipes: str | None, config: Path | None, durable: bool) -> tuple[dict, str]:
-    """The stack config and stack name a plan is built from (shared by `plan` and `policy check`)."""
-    from automation import plan as planning
-    from components import naming
-
-    chosen = resolve_branch(branch)
-    try:
-        base = planning.read_config_file(config) if config else {}
-    except planning.PlanError as err:
-        fail(str(err))
-    ephemeral = False if durable else (None if "db-recipes:ephemeral" in base else True)
-    merged = planning.merge_config(base, recipes=recipes, branch=chosen, ephemeral=ephemeral)
-    if "db-recipes:recipes" not in merged:
-        fail("choose recipes with --recipes (e.g. --recipes all) or db-recipes:recipes in --config")
-    return merged, naming.stack_name(chosen)
-
-
 T = TypeVar("T")
 
 if TYPE_CHECKING:
@@ -64,6 +39,10 @@ if TYPE_CHECKING:
 
 TargetOption = Annotated[
     str | None, typer.Option("--target", "-t", help="local (a moto server on 127.0.0.1) or aws; default from dbenv.toml.")
+]
+DurableOption = Annotated[
+    bool | None, typer.Option("--durable/--ephemeral", help="A durable stack (no expiry; reap keeps it) or an "
+                              "ephemeral one (default; also DBENV_DURABLE, `durable` in dbenv.toml).", show_default=False)
 ]
 TtlOption = Annotated[
     str | None, typer.Option("--ttl", help="Lifetime before `dbenv reap` may remove it: 90m, 72h, 3d, 1w.")
@@ -83,19 +62,38 @@ def env_settings(**flags: Any) -> Settings:
         fail(str(err))
 
 
-def environments(settings: Settings) -> Environments:
+def branch_of(settings: Settings) -> str:
+    """The resolved branch (flag, DBENV_BRANCH, else git), or exit 2."""
+    from automation import workspace
+
+    try:
+        return settings.branch
+    except workspace.SettingsError as err:
+        fail(str(err))
+
+
+def environments(settings: Settings, *, read_only: bool = False) -> Environments:
+    """The environment service; ``read_only`` ones never create .dbenv/ (work dirs, passphrase, state)."""
     from automation.environments import Environments
 
-    return Environments(settings)
+    return Environments(settings, read_only=read_only)
 
 
-def prepare(settings: Settings, branch: str, recipes: str | None, config: Path | None) -> Prepared:
+def prepare(settings: Settings, *, check_engine: bool = True) -> Prepared:
+    """The stack config every stack-building command (plan, policy check, preview, up) hands to the program."""
     from automation import environments as envs
 
     try:
-        return envs.prepare(settings, branch=branch, recipes=recipes, config_file=config)
+        return envs.prepare(settings, check_engine=check_engine)
     except envs.BadInput as err:
         fail(str(err))
+
+
+def require_project(settings: Settings) -> None:
+    """Commands that write state keep it in the project's .dbenv/, so they need a project."""
+    if not settings.in_project:
+        fail(f"no dbenv project in {settings.project_dir} or above (no dbenv.toml or pyproject.toml): "
+             "run dbenv in your project, or create an empty dbenv.toml to start one")
 
 
 def engine_call(title: str, call: Callable[[Any], T], *, display: bool = True) -> T:
@@ -112,6 +110,8 @@ def engine_call(title: str, call: Callable[[Any], T], *, display: bool = True) -
         fail(str(err))
     except (envs.OperationFailed, envs.NotFound, workspace.PulumiCliError, local_aws.LocalAwsError) as err:
         fail(str(err), EXIT_FAILED)
+    except workspace.SettingsError as err:
+        fail(str(err))
 
 
 def print_outputs(outputs: dict) -> None:

@@ -13,7 +13,8 @@ from automation.commands.common import (
     env_settings,
 )
 
-app = typer.Typer(name="config", help="dbenv's own settings (dbenv.toml, \\[tool.dbenv], env, flags).",
+app = typer.Typer(name="config", help="dbenv's own settings (dbenv.toml, \\[tool.dbenv], env, flags).\n\n"
+                              "Example: dbenv config show --json",
                          no_args_is_help=True)
 
 

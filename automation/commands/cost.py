@@ -12,11 +12,13 @@ import typer
 from automation.commands.common import (
     BranchOption,
     ConfigOption,
+    DurableOption,
     JsonOption,
     RecipesOption,
+    TargetOption,
     env_settings,
     fail,
-    plan_config,
+    prepare,
 )
 
 if TYPE_CHECKING:
@@ -36,25 +38,11 @@ OverBudgetOption = Annotated[bool, typer.Option("--over-budget", help="Deploy ev
 # ------------------------------------------------------------------ settings (read in this one place)
 
 
-def cost_settings(settings: Settings, budget_flag: float | None = None) -> tuple[float | None, timedelta]:
-    """``budget`` (USD a month, or None) and ``sleep_after`` from flags > DBENV_* > dbenv.toml > defaults."""
+def cost_settings(settings: Settings) -> tuple[float | None, timedelta]:
+    """``budget`` (USD a month, or None) and ``sleep_after``, as ``workspace.load_settings`` checked them."""
     from automation import workspace
 
-    raw_budget = budget_flag if budget_flag is not None else settings.values.get("budget")
-    budget: float | None = None
-    if raw_budget not in (None, ""):
-        try:
-            budget = float(raw_budget)
-        except (TypeError, ValueError):
-            fail(f"budget (from {settings.sources.get('budget', 'flag --budget')}): expected USD a month, "
-                 f"got {raw_budget!r}")
-        if budget < 0:
-            fail(f"budget: must be 0 or more, got {budget:g}")
-    try:
-        sleep_after = workspace.parse_ttl(str(settings.values.get("sleep_after") or "12h"), "sleep_after")
-    except workspace.SettingsError as err:
-        fail(str(err))
-    return budget, sleep_after
+    return settings.values.get("budget"), workspace.parse_ttl(settings.values["sleep_after"], "sleep_after")
 
 
 def load_usage(path: Path | None, settings: Settings | None = None) -> Usage:
@@ -88,7 +76,8 @@ def cost(
     branch: BranchOption = None,
     recipes: RecipesOption = None,
     config: ConfigOption = None,
-    durable: Annotated[bool, typer.Option("--durable", help="Price a durable stack (default: a branch's).")] = False,
+    target: TargetOption = None,
+    durable: DurableOption = None,
     usage: UsageOption = None,
     against: Annotated[
         Path | None, typer.Option("--against", help="A `dbenv cost --json` of the base branch: print a Markdown "
@@ -105,10 +94,11 @@ def cost(
     """
     from automation import cost as pricing
 
-    merged, stack = plan_config(branch, recipes, config, durable)
+    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable)
     base = _read_estimate(against) if against is not None else None
-    profile = load_usage(usage, env_settings())
-    result = _estimate(merged, stack, profile)
+    profile = load_usage(usage, settings)
+    prepared = prepare(settings, check_engine=False)
+    result = _estimate(prepared.config, prepared.stack, profile)
     if base is not None:
         typer.echo(pricing.compare(result.to_json(), base))
     elif as_json:
@@ -118,11 +108,11 @@ def cost(
 
 
 def _read_estimate(path: Path) -> dict[str, Any]:
-    from automation import userfiles
+    from automation import inputs
 
     try:
-        doc = json.loads(userfiles.read_text(path))
-    except (userfiles.UserFileError, ValueError) as err:
+        doc = inputs.read_json(path, "estimate")
+    except inputs.InputError as err:
         fail(f"{path}: not a `dbenv cost --json` estimate: {err}")
     if not isinstance(doc, dict) or not isinstance(doc.get("total"), dict):
         fail(f"{path}: not a `dbenv cost --json` estimate (no 'total')")
@@ -132,7 +122,7 @@ def _read_estimate(path: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ budget gate and records for `up`
 
 
-def budget_gate(prepared: Prepared, settings: Settings, budget_flag: float | None, over_budget: bool) -> Estimate | None:
+def budget_gate(prepared: Prepared, settings: Settings, over_budget: bool) -> Estimate | None:
     """Estimate the change before the engine runs; refuse it (exit 2) when its idle figure is over budget.
 
     Without a budget an estimate that cannot be made is a warning, not an error: it only feeds `dbenv ls`.
@@ -140,7 +130,7 @@ def budget_gate(prepared: Prepared, settings: Settings, budget_flag: float | Non
     from automation import cost as pricing
     from automation import plan as planning
 
-    budget, _ = cost_settings(settings, budget_flag)
+    budget, _ = cost_settings(settings)
     try:
         result = pricing.estimate_stack(prepared.config, prepared.stack, load_usage(None, settings))
     except (planning.PlanError, pricing.CostError) as err:
@@ -174,8 +164,8 @@ def plan_suffix(result: Any) -> Any:
     return pricing.resource_suffix(result)
 
 
-def plan_estimate(merged: dict, stack: str) -> Estimate:
-    return _estimate(merged, stack, load_usage(None, env_settings()))
+def plan_estimate(prepared: Prepared, settings: Settings) -> Estimate:
+    return _estimate(prepared.config, prepared.stack, load_usage(None, settings))
 
 
 def render_estimate(result: Estimate) -> str:

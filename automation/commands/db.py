@@ -14,11 +14,11 @@ from automation.commands.common import (
     BranchOption,
     JsonOption,
     TargetOption,
+    branch_of,
     engine_call,
     env_settings,
     fail,
     local_server,
-    resolve_branch,
 )
 
 # ------------------------------------------------------------------ database commands (IAM auth, Data API)
@@ -26,7 +26,8 @@ from automation.commands.common import (
 if TYPE_CHECKING:
     from automation.workspace import Settings
 
-app = typer.Typer(name="db", help="Connect to a branch's databases (IAM auth), query them (Data API), diff their schema.",
+app = typer.Typer(name="db", help="Connect to a branch's databases (IAM auth), query them (Data API), diff their schema.\n\n"
+                           "Example: dbenv db query --branch feature/x \"select now()\"",
                      no_args_is_help=True)
 
 
@@ -35,9 +36,9 @@ def _db_context(branch: str | None, target: str | None) -> tuple[Settings, dict,
     from automation import local_aws
     from components import naming
 
-    settings = env_settings(target=target)
-    stack = naming.stack_name(resolve_branch(branch))
-    service = common.environments(settings)
+    settings = env_settings(branch=branch, target=target)
+    stack = naming.stack_name(branch_of(settings))
+    service = common.environments(settings, read_only=True)
     values = engine_call("outputs", lambda _: service.outputs(stack, show_secrets=False), display=False)
     client_args: dict[str, Any] = {"region_name": settings.region}
     if settings.target == "local":
@@ -70,10 +71,15 @@ def db_connect(
 
     from automation.runbooks import db
 
+    try:  # everything the user typed is checked before the Pulumi CLI is looked for
+        db.check_connect_args(recipe, user)
+        given_bundle = db.ca_bundle(ca_bundle) if ca_bundle is not None else None
+    except db.DbError as err:
+        fail(str(err))
     settings, values, client_args = _db_context(branch, target)
     try:
         conn = db.connection(values, recipe, user=user, region=settings.region)
-        conn = conn.with_ca_bundle(db.ca_bundle(ca_bundle))  # after the checks: a bad --user downloads nothing
+        conn = conn.with_ca_bundle(given_bundle or db.ca_bundle())  # after the checks: a bad stack downloads nothing
     except db.DbError as err:
         fail(str(err))
     if not execute:
@@ -104,10 +110,14 @@ def db_query(
 
     from automation.runbooks import db
 
+    try:  # everything the user typed is checked before the Pulumi CLI is looked for
+        db.check_sql(sql)
+        params = db.parse_params(param or [])
+    except db.DbError as err:
+        fail(str(err))
     _, values, client_args = _db_context(branch, target)
     try:
         cluster_arn, secret_arn, default_database = db.data_api_target(values)
-        params = db.parse_params(param or [])
         result = db.run_query(boto3.client("rds-data", **client_args), cluster_arn=cluster_arn,
                               secret_arn=secret_arn, database=database or default_database, sql=sql, params=params)
     except db.DbError as err:
@@ -131,7 +141,7 @@ def _stack_access(branch: str | None, target: str | None, recipe: str | None, us
     from automation.runbooks import access, db
 
     settings, values, client_args = _db_context(branch, target)
-    label = resolve_branch(branch)
+    label = branch_of(settings)
     try:
         return access.from_outputs(values, recipe=recipe, region=settings.region,
                                    client=lambda service: boto3.client(service, **client_args),
@@ -171,7 +181,8 @@ def db_diff(
         parent_side = access.from_url(url_parent, "--url-parent") if url_parent else None
     except db.DbError as err:
         fail(str(err))
-    if branch_side is None and parent_side is None and resolve_branch(branch) == resolve_branch(against):
+    if (branch_side is None and parent_side is None
+            and branch_of(env_settings(branch=branch, target=target)) == branch_of(env_settings(branch=against))):
         fail(f"--against: {against!r} is the branch itself; name its parent")
     branch_side = branch_side or _stack_access(branch, target, recipe, user, ca_bundle)
     parent_side = parent_side or _stack_access(against, target, recipe, user, ca_bundle)

@@ -15,20 +15,21 @@ from automation.commands.common import (
     EXIT_FAILED,
     BranchOption,
     ConfigOption,
+    DurableOption,
     JsonOption,
     RecipesOption,
     ShowSecretsOption,
     TargetOption,
     TtlOption,
     WaitOption,
+    branch_of,
     confirm_deploy,
     engine_call,
     env_settings,
     fail,
-    plan_config,
     prepare,
     print_outputs,
-    resolve_branch,
+    require_project,
 )
 
 
@@ -36,24 +37,26 @@ def plan(
     branch: BranchOption = None,
     recipes: RecipesOption = None,
     config: ConfigOption = None,
-    durable: Annotated[
-        bool, typer.Option("--durable", help="Plan a durable stack (default: ephemeral, as for a branch).")
-    ] = False,
+    target: TargetOption = None,
+    durable: DurableOption = None,
     no_cost: Annotated[bool, typer.Option("--no-cost", help="Leave out the monthly cost column and summary.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show what a branch's stack would create, offline: no Pulumi CLI, no credentials, no network.
 
-    The tree carries each resource's idle monthly cost and ends with a cost summary (`dbenv cost`
-    has the details and --json); --no-cost leaves both out.
+    The same settings as `dbenv up` (flags, DBENV_*, dbenv.toml); --target aws plans the branch stack
+    on the shared stack's network, whose outputs are shown as placeholders. The tree carries each
+    resource's idle monthly cost and ends with a cost summary (`dbenv cost` has the details and
+    --json); --no-cost leaves both out.
 
     Example: dbenv plan --branch feature/x --recipes aurora-serverless,data-api --json
     """
     from automation import plan as planning
 
-    merged, stack = plan_config(branch, recipes, config, durable)
+    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable)
+    prepared = prepare(settings, check_engine=False)
     try:
-        result = planning.build_plan(merged, stack=stack)
+        result = planning.build_plan(prepared.config, stack=prepared.stack)
     except planning.PlanError as err:
         fail(str(err))
     if as_json:
@@ -61,7 +64,7 @@ def plan(
     elif no_cost:
         typer.echo(planning.render_tree(result))
     else:
-        estimate = cost_cmd.plan_estimate(merged, stack)
+        estimate = cost_cmd.plan_estimate(prepared, settings)
         typer.echo(planning.render_tree(result, cost_cmd.plan_suffix(estimate)))
         typer.echo(cost_cmd.render_estimate(estimate))
 
@@ -72,6 +75,7 @@ def up(
     config: ConfigOption = None,
     ttl: TtlOption = None,
     target: TargetOption = None,
+    durable: DurableOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Deploy without asking.")] = False,
     wait: WaitOption = False,
     budget: cost_cmd.BudgetOption = None,
@@ -96,12 +100,14 @@ def up(
     """
     from automation import environments as envs
 
-    settings = env_settings(target=target, ttl=ttl, migrate=migrate,
-                            post_clone=[str(p.resolve()) for p in post_clone] if post_clone else None,
-                            seed=[str(p.resolve()) for p in seed] if seed else None)
-    prepared = prepare(settings, resolve_branch(branch), recipes, config)
+    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, ttl=ttl, durable=durable,
+                            budget=budget, migrate=migrate,
+                            post_clone=[str(p) for p in post_clone] if post_clone else None,
+                            seed=[str(p) for p in seed] if seed else None)
+    prepared = prepare(settings)
+    require_project(settings)
     hooks = engine_call("hooks", lambda _: envs.prepare_hooks(settings, prepared), display=False)
-    estimate = cost_cmd.budget_gate(prepared, settings, budget, over_budget)
+    estimate = cost_cmd.budget_gate(prepared, settings, over_budget)
     confirm_deploy(prepared, settings, yes)
     service = common.environments(settings)
     outcome = engine_call(f"up {prepared.stack}",
@@ -125,6 +131,7 @@ def preview(
     recipes: RecipesOption = None,
     config: ConfigOption = None,
     target: TargetOption = None,
+    durable: DurableOption = None,
     wait: WaitOption = False,
     budget: cost_cmd.BudgetOption = None,
     over_budget: cost_cmd.OverBudgetOption = False,
@@ -136,9 +143,11 @@ def preview(
 
     Example: dbenv preview --branch feature/x --recipes all
     """
-    settings = env_settings(target=target)
-    prepared = prepare(settings, resolve_branch(branch), recipes, config)
-    cost_cmd.budget_gate(prepared, settings, budget, over_budget)
+    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
+                            budget=budget)
+    prepared = prepare(settings)
+    require_project(settings)
+    cost_cmd.budget_gate(prepared, settings, over_budget)
     service = common.environments(settings)
     outcome = engine_call(f"preview {prepared.stack}",
                            lambda on_event: service.preview(prepared, on_event=on_event, wait=wait))
@@ -165,8 +174,9 @@ def down(
 
     Example: dbenv down --branch feature/x
     """
-    settings = env_settings(target=target)
-    chosen = resolve_branch(branch)
+    settings = env_settings(branch=branch, target=target)
+    chosen = branch_of(settings)
+    require_project(settings)
     service = common.environments(settings)
     outcome = engine_call(f"down {chosen}",
                            lambda on_event: service.down(chosen, force=force, on_event=on_event, wait=wait))
@@ -189,7 +199,7 @@ def list_environments(target: TargetOption = None, as_json: JsonOption = False) 
     from automation import workspace
 
     settings = env_settings(target=target)
-    service = common.environments(settings)
+    service = common.environments(settings, read_only=True)
     infos = engine_call("ls", lambda _: service.list(), display=False)
     if as_json:
         typer.echo(json.dumps([info.to_json() for info in infos], indent=2))
@@ -223,9 +233,9 @@ def outputs(
     """
     from components import naming
 
-    settings = env_settings(target=target)
-    stack = naming.stack_name(resolve_branch(branch))
-    service = common.environments(settings)
+    settings = env_settings(branch=branch, target=target)
+    stack = naming.stack_name(branch_of(settings))
+    service = common.environments(settings, read_only=True)
     values = engine_call("outputs", lambda _: service.outputs(stack, show_secrets=show_secrets), display=False)
     if as_json:
         typer.echo(json.dumps(values, indent=2))
@@ -237,7 +247,8 @@ def outputs(
 def reap(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be destroyed.")] = False,
     older_than: Annotated[
-        str | None, typer.Option("--older-than", help="Also reap ephemeral stacks created longer ago than this (e.g. 7d).")
+        str | None, typer.Option("--older-than", help="Also reap ephemeral stacks created longer ago than this "
+                                                      "(e.g. 7d, 12w; any length).")
     ] = None,
     target: TargetOption = None,
     as_json: JsonOption = False,
@@ -255,10 +266,12 @@ def reap(
 
     settings = env_settings(target=target)
     try:
-        age = workspace.parse_ttl(older_than, "--older-than") if older_than else None
+        age = workspace.parse_duration(older_than, "--older-than") if older_than is not None else None
     except workspace.SettingsError as err:
         fail(str(err))
-    service = common.environments(settings)
+    if not dry_run:
+        require_project(settings)
+    service = common.environments(settings, read_only=dry_run)
 
     def report(result: Any) -> None:
         if not as_json:
@@ -291,12 +304,15 @@ def cancel(
     """
     from components import naming
 
-    settings = env_settings(target=target)
-    name = stack or naming.stack_name(resolve_branch(branch))
+    settings = env_settings(branch=None if stack else branch, target=target)
+    if stack and branch:
+        fail("--stack and --branch name the stack twice: give one")
+    name = stack or naming.stack_name(branch_of(settings))
     try:
         naming.validate_stack_name(name)
     except naming.InvalidName as err:
         fail(str(err))
+    require_project(settings)
     service = common.environments(settings)
     engine_call("cancel", lambda _: service.cancel(name), display=False)
     typer.echo(f"stack {name}: lock cleared")
@@ -313,7 +329,11 @@ def install_pulumi(
     from automation import workspace
 
     try:
-        command = workspace.install_pulumi(version)
+        wanted = workspace.check_install_version(version)
+    except workspace.SettingsError as err:
+        fail(str(err))
+    try:
+        command = workspace.install_pulumi(wanted)
     except Exception as err:  # noqa: BLE001 - network, HTTP, shell: all end in one line
         fail(f"could not install the Pulumi CLI: {err}", EXIT_FAILED)
     typer.echo(f"installed pulumi {command.version} at {command.command}")

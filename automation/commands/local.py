@@ -10,29 +10,38 @@ import typer
 from automation.commands.common import (
     EXIT_FAILED,
     JsonOption,
+    env_settings,
     fail,
     local_server,
+    require_project,
 )
+from automation.local_aws import LocalAws
 
-app = typer.Typer(name="local", help="The local AWS endpoint (a moto server on 127.0.0.1) for --target local.",
+app = typer.Typer(name="local", help="The local AWS endpoint (a moto server on 127.0.0.1) for --target local.\n\n"
+                             "Example: dbenv local start --port 4566",
                         no_args_is_help=True)
 
 
 
 @app.command("start")
 def local_start(
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: the last one used, else a free one).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535,
+                                             help="Port (default: the last one used, else a free one).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start the moto server in the background (pid file and log in .dbenv/local/).
 
     Example: dbenv local start
     """
-    from automation.local_aws import LocalAwsError
+    from automation.local_aws import LocalAwsError, PortUnavailable
 
-    server = local_server()
+    settings = env_settings()
+    require_project(settings)
+    server = LocalAws(settings.local_dir)
     try:
         status = server.start(port=port)
+    except PortUnavailable as err:
+        fail(str(err))
     except LocalAwsError as err:
         fail(str(err), EXIT_FAILED)
     typer.echo(json.dumps(status.to_json()) if as_json else f"running at {status.endpoint} (pid {status.pid})")

@@ -10,17 +10,22 @@ import typer
 
 from automation.commands.common import (
     EXIT_FAILED,
+    EXIT_TOOL,
     BranchOption,
     ConfigOption,
+    DurableOption,
     JsonOption,
     RecipesOption,
+    TargetOption,
+    env_settings,
     fail,
-    plan_config,
+    prepare,
 )
 
 app = typer.Typer(
     name="policy",
-    help="The CrossGuard policy pack (policies/): the same checks as `pulumi preview --policy-pack policies`.",
+    help="The CrossGuard policy pack (policies/): the same checks as `pulumi preview --policy-pack policies`.\n\n"
+         "Example: dbenv policy check --branch feature/x --recipes all",
     no_args_is_help=True,
 )
 
@@ -30,9 +35,8 @@ def policy_check(
     branch: BranchOption = None,
     recipes: RecipesOption = None,
     config: ConfigOption = None,
-    durable: Annotated[
-        bool, typer.Option("--durable", help="Check a durable stack (default: ephemeral, as for a branch).")
-    ] = False,
+    target: TargetOption = None,
+    durable: DurableOption = None,
     from_file: Annotated[
         Path | None,
         typer.Option("--from", help='Check this JSON file ({"resources": [...]}, the `dbenv plan --json` shape) '
@@ -47,33 +51,40 @@ def policy_check(
 ) -> None:
     """Run the policy pack over the analyzer protocol against the offline plan: no credentials, no Pulumi CLI.
 
-    Exit codes: 0 no mandatory violation, 1 a mandatory violation remains, 2 bad input.
+    The stack is planned from the same settings as `dbenv up` (flags, DBENV_*, dbenv.toml).
+    Exit codes: 0 no mandatory violation, 1 a mandatory violation remains, 2 bad input,
+    3 the policy pack itself failed (it could not start, died, or its RPCs failed).
 
     Example: dbenv policy check --branch main --recipes all
     """
     from automation import plan as planning
     from automation import policy_check as checking
 
-    if from_file is not None and (branch or recipes or config or durable):
-        fail("--from checks a resource file: leave out --branch, --recipes, --config and --durable")
+    if from_file is not None and (branch or recipes or config or target or durable is not None):
+        fail("--from checks a resource file: leave out --branch, --recipes, --config, --target and --durable")
+    prepared = None
+    if from_file is None:
+        settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable)
+        prepared = prepare(settings, check_engine=False)
     config_path = policy_config or checking.DEFAULT_POLICY_CONFIG
     try:
         rules = checking.read_policy_config(config_path)
-        if from_file is not None:
-            target = checking.load_resources_file(from_file)
-            report = checking.check(lambda: target, project=target.project, stack=target.stack,
+        if prepared is None:
+            assert from_file is not None
+            resources = checking.load_resources_file(from_file)
+            report = checking.check(lambda: resources, project=resources.project, stack=resources.stack,
                                     policy_config=rules, policy_config_source=str(config_path))
         else:
-            merged, stack = plan_config(branch, recipes, config, durable)
+            chosen = prepared
             report = checking.check(
-                lambda: checking.target_from_plan(planning.build_plan(merged, stack=stack)),
-                project=planning.PROJECT, stack=stack, stack_config=merged,
+                lambda: checking.target_from_plan(planning.build_plan(chosen.config, stack=chosen.stack)),
+                project=planning.PROJECT, stack=chosen.stack, stack_config=chosen.config,
                 policy_config=rules, policy_config_source=str(config_path),
             )
     except (checking.PolicyCheckError, planning.PlanError) as err:
         fail(str(err))
     except checking.PackError as err:
-        fail(str(err), EXIT_FAILED)
+        fail(str(err), EXIT_TOOL)
     for message in report.pack_log:
         typer.echo(f"policy pack {message}", err=True)
     if as_json:

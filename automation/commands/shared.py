@@ -18,9 +18,11 @@ from automation.commands.common import (
     env_settings,
     fail,
     print_outputs,
+    require_project,
 )
 
-app = typer.Typer(name="shared", help="The account-wide stack (network, DMS service roles) branch stacks read.",
+app = typer.Typer(name="shared", help="The account-wide stack (network, DMS service roles) branch stacks read.\n\n"
+                              "Example: dbenv shared up --target aws",
                          no_args_is_help=True)
 
 
@@ -42,6 +44,7 @@ def shared_up(
         prepared = envs.prepare_shared(settings, config)
     except envs.BadInput as err:
         fail(str(err))
+    require_project(settings)
     service = common.environments(settings)
     outcome = engine_call("shared up", lambda on_event: service.up(prepared, on_event=on_event, wait=wait))
     values = envs.mask_outputs(outcome.outputs)
@@ -63,6 +66,7 @@ def shared_down(
     Example: dbenv shared down
     """
     settings = env_settings(target=target)
+    require_project(settings)
     service = common.environments(settings)
     outcome = engine_call("shared down", lambda on_event: service.shared_down(force=force, on_event=on_event,
                                                                                 wait=wait))
@@ -78,7 +82,7 @@ def shared_outputs(target: TargetOption = None, show_secrets: ShowSecretsOption 
     from automation.environments import SHARED_STACK
 
     settings = env_settings(target=target)
-    service = common.environments(settings)
+    service = common.environments(settings, read_only=True)
     values = engine_call("outputs", lambda _: service.outputs(SHARED_STACK, show_secrets=show_secrets),
                           display=False)
     if as_json:

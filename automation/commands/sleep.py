@@ -13,9 +13,9 @@ from automation.commands.common import (
     BranchOption,
     JsonOption,
     TargetOption,
+    branch_of,
     env_settings,
     fail,
-    resolve_branch,
 )
 
 
@@ -30,8 +30,8 @@ def _run(verb: str, branch: str | None, target: str | None) -> tuple[Any, Any]:
     from automation import sleep
     from components import naming
 
-    settings = env_settings(target=target)
-    chosen = resolve_branch(branch)
+    settings = env_settings(branch=branch, target=target)
+    chosen = branch_of(settings)
     service = common.environments(settings)
     worker = sleeper(service)
     stack = naming.stack_name(chosen)

@@ -89,21 +89,33 @@ class Connection:
 def connection(outputs: Mapping[str, Any], recipe: str, *, user: str, region: str,
                ca_bundle: Path | None = None) -> Connection:
     """The connection to ``recipe``'s database from the stack outputs (``{recipe: {...}}``)."""
-    name = ALIASES.get(recipe, recipe)
-    endpoint = ENDPOINTS.get(name)
-    if endpoint is None:
-        raise DbError(f"--recipe: {recipe!r} has no database to connect to "
-                      f"(choose one of: {', '.join([*ENDPOINTS, *ALIASES])})")
+    name = check_connect_args(recipe, user)
+    endpoint = ENDPOINTS[name]
     recipe_outputs = outputs.get(name)
     if not isinstance(recipe_outputs, Mapping):
         raise DbError(f"the stack has no {name} outputs: deploy it with `dbenv up --recipes {name}`")
     host, port = recipe_outputs.get(endpoint.host_key), recipe_outputs.get(endpoint.port_key)
     if not host or not port:
         raise DbError(f"the {name} outputs lack {endpoint.host_key}/{endpoint.port_key}: is the stack deployed?")
-    if not user or not user.replace("_", "a").isalnum():
-        raise DbError(f"--user: {user!r} is not a database user name (letters, digits, '_')")
     database = recipe_outputs.get(endpoint.database_key) if endpoint.database_key else None
     return Connection(endpoint.engine, str(host).split(":")[0], int(port), user, database, region, ca_bundle)
+
+
+def check_connect_args(recipe: str, user: str) -> str:
+    """The recipe whose database to reach (aliases resolved), after checking recipe and user; DbError if bad."""
+    name = ALIASES.get(recipe, recipe)
+    if name not in ENDPOINTS:
+        raise DbError(f"--recipe: {recipe[:60]!r} has no database to connect to "
+                      f"(choose one of: {', '.join([*ENDPOINTS, *ALIASES])})")
+    if not user or not user.isascii() or not user.replace("_", "a").isalnum() or len(user) > 63:
+        raise DbError(f"--user: {user[:60]!r} is not a database user name (letters, digits, '_', at most 63)")
+    return name
+
+
+def check_sql(sql: str) -> str:
+    if not sql.strip():
+        raise DbError("SQL: the statement is empty")
+    return sql
 
 
 def auth_token(rds_client: Any, conn: Connection) -> str:
@@ -142,10 +154,12 @@ def ca_bundle(given: Path | None = None, *, cache_dir: Path | None = None, url: 
 
 
 def _check_pem(path: Path, label: str) -> None:
+    from automation import inputs
+
     try:
-        head = path.read_bytes()
-    except OSError as err:
-        raise DbError(f"{label}: cannot read {path}: {err.strerror}") from None
+        head = inputs.read_bytes(path, label)
+    except inputs.InputError as err:
+        raise DbError(str(err)) from None
     if PEM_MARKER not in head:
         raise DbError(f"{label}: {path} holds no PEM certificate")
 
@@ -220,8 +234,7 @@ def data_api_target(outputs: Mapping[str, Any]) -> tuple[str, str, str]:
 
 def run_query(client: Any, *, cluster_arn: str, secret_arn: str, database: str, sql: str,
               params: Sequence[Mapping[str, Any]] = ()) -> QueryResult:
-    if not sql.strip():
-        raise DbError("SQL: the statement is empty")
+    check_sql(sql)
     response = client.execute_statement(
         resourceArn=cluster_arn, secretArn=secret_arn, database=database, sql=sql,
         parameters=list(params), includeResultMetadata=True)

@@ -142,21 +142,15 @@ def _has_code(statement: str) -> bool:
 
 def read_sql_file(path: Path, engine: str, option: str) -> SqlFile:
     """A SQL file checked before anything runs: exists, at most 1 MiB, UTF-8, splits into statements."""
+    from automation import inputs
+
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise HookInputError(f"{option}: {path} is not a file")
-        if size > MAX_SQL_BYTES:
-            raise HookInputError(f"{option}: {path} is {size} bytes; SQL files are limited to {MAX_SQL_BYTES}")
-        raw = path.read_bytes()
-    except OSError as err:
-        raise HookInputError(f"{option}: cannot read {path}: {err.strerror}") from None
+        raw = inputs.read_bytes(path, "SQL file", limit=MAX_SQL_BYTES)
+        text = inputs.decode(raw, f"SQL file {path}")
+    except inputs.InputError as err:
+        raise HookInputError(f"{option}: {err}") from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise HookInputError(f"{option}: {path} is not UTF-8 (byte {err.start})") from None
-    try:
-        statements = split_statements(text.removeprefix("\ufeff"), engine)
+        statements = split_statements(text, engine)
     except HookInputError as err:
         raise HookInputError(f"{option}: {path}: {err}") from None
     if not statements:
