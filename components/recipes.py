@@ -27,7 +27,7 @@ from components.encrypted_restore import DemoMySqlSource, DemoSourceArgs, Encryp
 from components.iam_auth import IamAuthArgs, IamDatabaseAuth
 from components.network import Network, NetworkArgs
 from components.parts import DatabaseRef, check_log_retention, log_retention_days
-from components.rds_proxy import MySqlProxy, RdsProxyArgs
+from components.rds_proxy import DatabaseProxy, RdsProxyArgs, check_aurora_for_proxy
 from components.secret_rotation import RotatedSecret, SecretRotationArgs
 
 PROJECT = "db-recipes"
@@ -59,7 +59,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe("dms-migration", "4.7", "AWS DMS migration into RDS", DmsMigrationArgs, True),
         Recipe("dynamodb-autoscaling", "4.6", "DynamoDB provisioned-capacity autoscaling",
                DynamoDbAutoscalingArgs, False),
-        Recipe("rds-proxy", "4.3", "RDS Proxy with IAM auth in front of RDS MySQL, and a Lambda client",
+        Recipe("rds-proxy", "4.3", "RDS Proxy with IAM auth in front of RDS MySQL or Aurora, and a Lambda client",
                RdsProxyArgs, True),
         Recipe("secret-rotation", "4.5", "Secrets Manager rotation of an RDS MySQL admin password",
                SecretRotationArgs, True),
@@ -112,7 +112,9 @@ class StackConfig:
 
     def on_stack_database(self, recipe: str) -> bool:
         """Whether ``recipe`` is selected and attaches to a database of the stack."""
-        return recipe in self.recipes and getattr(self.args(recipe), "database", "stack") == "stack"
+        args = self.args(recipe)
+        return (recipe in self.recipes and getattr(args, "database", "stack") == "stack"
+                and not _has_own_target(recipe, args))
 
     @property
     def rotation_database(self) -> str:
@@ -172,6 +174,8 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
     ephemeral = from_mapping(_Flag, {"value": values.get("ephemeral", False)}, f"{NAMESPACE}:ephemeral").value
     _check_own_database_keys(selected, recipe_args)
     _check_branch_replication(selected, recipe_args, ephemeral)
+    network = from_mapping(NetworkArgs, values.get("network"), f"{NAMESPACE}:network")
+    _check_existing_targets(selected, recipe_args, network)
     mysql = from_mapping(StackMySqlArgs, values.get("mysql"), f"{NAMESPACE}:mysql")
     recipe_args, mysql = _linked_credentials(selected, recipe_args, mysql)
     branch = values.get("branch")
@@ -188,7 +192,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
         recipes=selected,
         ephemeral=ephemeral,
         branch=branch,
-        network=from_mapping(NetworkArgs, values.get("network"), f"{NAMESPACE}:network"),
+        network=network,
         recipe_args=recipe_args,
         log_retention_days=retention,
         mysql=mysql,
@@ -225,6 +229,7 @@ def _implied(selected: tuple[str, ...], recipe_args: Mapping[str, Any]) -> tuple
     for name in selected:
         if not _has_own_target(name, recipe_args[name]):
             wanted.update(RECIPES[name].implies)
+            wanted.update(getattr(recipe_args[name], "implies", ()))
     return tuple(n for n in RECIPE_NAMES if n in wanted)
 
 
@@ -236,6 +241,11 @@ def _linked(selected: tuple[str, ...], recipe_args: Mapping[str, Any]) -> dict[s
             linked["aurora-serverless"] = replace(recipe_args["aurora-serverless"], enable_data_api=True)
         except ValueError as err:
             raise ConfigError(f"{NAMESPACE}:aurora-serverless (needed by data-api): {err}") from None
+    if "rds-proxy" in selected and recipe_args["rds-proxy"].implies:
+        try:
+            check_aurora_for_proxy(linked["aurora-serverless"].min_capacity)
+        except ValueError as err:
+            raise ConfigError(f"{NAMESPACE}:aurora-serverless.{err}") from None
     return linked
 
 
@@ -263,6 +273,17 @@ def _is_default(args: Any, key: str) -> bool:
     return value == default or not (value or default)
 
 
+def _check_existing_targets(selected: tuple[str, ...], recipe_args: Mapping[str, Any], network: NetworkArgs) -> None:
+    """A database outside the stack is reached from its own VPC: a VPC created here has no route to it."""
+    for recipe in ("rds-proxy", "secret-rotation"):
+        if recipe in selected and recipe_args[recipe].target is not None and not (
+                network.adopted or network.shared_stack):
+            raise ConfigError(
+                f"{NAMESPACE}:{recipe}.target: an existing database is reached from its own VPC, and a VPC created "
+                f"by this stack has no route to it; set {NAMESPACE}:network.vpc_id and subnet_ids to that VPC "
+                "(or network.shared_stack to a stack on it)")
+
+
 def _check_branch_replication(selected: tuple[str, ...], recipe_args: Mapping[str, Any], ephemeral: bool) -> None:
     dms = recipe_args["dms-migration"]
     serverless = dms.compute == "serverless" or (dms.compute is None and ephemeral)
@@ -280,7 +301,7 @@ def _linked_credentials(selected: tuple[str, ...], recipe_args: Mapping[str, Any
     linked = dict(recipe_args)
     needs: dict[str, list[tuple[str, str]]] = {"aurora-serverless": [], "mysql": []}
     rotation = recipe_args["secret-rotation"]
-    if "secret-rotation" in selected and rotation.database == "stack":
+    if "secret-rotation" in selected and rotation.database == "stack" and rotation.target is None:
         mode = "managed" if rotation.managed else "secret"
         why = "secret-rotation (managed: true)" if rotation.managed else "secret-rotation's function"
         needs["aurora-serverless" if rotation_database(selected) == "aurora" else "mysql"].append((mode, why))
@@ -601,16 +622,26 @@ def _build_dynamodb(ctx: _Build, args: DynamoDbAutoscalingArgs) -> dict[str, Any
 
 def _build_rds_proxy(ctx: _Build, args: RdsProxyArgs) -> dict[str, Any]:
     assert ctx.network is not None
-    proxy = MySqlProxy(
+    proxy = DatabaseProxy(
         "rds-proxy",
         args,
         **_placement(ctx),
         **_logs(ctx),
-        database=None if args.database == "own" else ctx.databases.mysql(ctx.config.mysql).ref(),
+        database=_proxied_database(ctx, args),
+        app_security_group_id=ctx.network.app_security_group_id,
         opts=ctx.opts,
     )
     ctx.built["rds-proxy"] = proxy
     return proxy.outputs()
+
+
+def _proxied_database(ctx: _Build, args: RdsProxyArgs) -> DatabaseRef | None:
+    """The stack's database the proxy fronts; None: its own instance, or ``args.target``."""
+    if args.database == "own" or args.target is not None:
+        return None
+    if args.database == "aurora":
+        return ctx.built["aurora-serverless"].ref()
+    return ctx.databases.mysql(ctx.config.mysql).ref()
 
 
 def _build_secret_rotation(ctx: _Build, args: SecretRotationArgs) -> dict[str, Any]:
@@ -623,6 +654,7 @@ def _build_secret_rotation(ctx: _Build, args: SecretRotationArgs) -> dict[str, A
         endpoint_dependencies=[ctx.network],
         **_logs(ctx),
         database=_rotated_database(ctx, args),
+        stack_key=ctx.key(args.target.kms_key_arn) if args.target and args.target.creates_secret else None,
         opts=ctx.opts,
     )
     ctx.built["secret-rotation"] = rotated
@@ -631,7 +663,7 @@ def _build_secret_rotation(ctx: _Build, args: SecretRotationArgs) -> dict[str, A
 
 def _rotated_database(ctx: _Build, args: SecretRotationArgs) -> DatabaseRef | None:
     """The stack's Aurora cluster when it has one (the function speaks PostgreSQL), else its MySQL."""
-    if args.database == "own":
+    if args.database == "own" or args.target is not None:
         return None
     if ctx.config.rotation_database == "aurora":
         aurora = ctx.built["aurora-serverless"]
