@@ -506,6 +506,12 @@ def _proxy_target(ctx: _Context, res: PlannedResource, target: Mapping[str, Any]
     else:
         instance = ctx.instances.get(str(target.get("dbInstanceIdentifier")))
         classes = [str(instance.inputs.get("instanceClass"))] if instance is not None else []
+        if instance is None:
+            # An existing target outside the stack: its class (or Serverless capacity) is not in the plan.
+            outside = target.get("dbClusterIdentifier") or target.get("dbInstanceIdentifier")
+            ctx.missing.append((res, f"its target {outside} is outside the plan: priced at the {minimum} vCPU "
+                                     "minimum; a larger instance, or an Aurora Serverless v2 cluster "
+                                     f"({ctx.table.rule('rds_proxy_min_acus')} ACU minimum), costs more"))
     known = [ctx.table.vcpus[c] for c in classes if c in ctx.table.vcpus]
     if len(known) != len(classes):
         ctx.missing.append((res, f"vCPUs of {', '.join(classes)} are not in the table"))

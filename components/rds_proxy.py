@@ -282,6 +282,10 @@ class RdsProxyArgs:
         return ("aurora-serverless",) if self.database == "aurora" and self.target is None else ()
 
 
+def engine_name(family: str) -> str:
+    return "MySQL" if family == "MYSQL" else "PostgreSQL"
+
+
 def check_rds_identifier(field: str, value: str) -> None:
     if not _IDENTIFIER.fullmatch(value) or value.endswith("-") or "--" in value:
         raise ValueError(f"{field}: {value!r} is not an RDS identifier (1-63 letters, digits and single hyphens, "
@@ -449,7 +453,9 @@ class DatabaseProxy(pulumi.ComponentResource):
         self.engine_family = fronted.family
         self.port = FAMILY_PORTS[fronted.family]
         proxy_sg, lambda_sg = self._security_groups(args, vpc_id, fronted)
-        user_secrets = [self._user_secret(user, ephemeral, fronted) for user in args.users]
+        # An existing target's users bring their secrets (none for end-to-end IAM users).
+        user_secrets = [self._user_secret(user, ephemeral, fronted) for user in args.users
+                        if args.target is None or user.secret_arn]
         end_to_end_iam = args.default_auth_scheme == "IAM_AUTH"
         master = [] if fronted.secret_arn is None else [(fronted.master_username, fronted.secret_arn)]
         secrets = [] if end_to_end_iam else [*master, *user_secrets]
@@ -472,7 +478,7 @@ class DatabaseProxy(pulumi.ComponentResource):
                     secret_arn=arn,
                     iam_auth="REQUIRED",
                     client_password_auth_type=CLIENT_PASSWORD_AUTH[fronted.family],
-                    description=f"{user}: IAM token from clients, secret to the database",
+                    description=f"{user}: IAM token from clients, secret to {engine_name(fronted.family)}",
                 )
                 for user, arn in secrets
             ] or None,
@@ -600,7 +606,7 @@ class DatabaseProxy(pulumi.ComponentResource):
     ) -> tuple[aws.ec2.SecurityGroup, aws.ec2.SecurityGroup | None]:
         """The proxy's group, and the client function's (MySQL only)."""
         instance_id, port = fronted.label, FAMILY_PORTS[fronted.family]
-        engine = "MySQL" if fronted.family == "MYSQL" else "PostgreSQL"
+        engine = engine_name(fronted.family)
         proxy_sg = self._group(vpc_id, "proxy", f"RDS Proxy of {instance_id}: port {port} in from clients, out to the DB")
         if fronted.db_group is not None:
             self._ingress("db-from-proxy", fronted.db_group, proxy_sg.id, "MySQL from the RDS Proxy", port)
@@ -719,7 +725,7 @@ class DatabaseProxy(pulumi.ComponentResource):
             return user.username, pulumi.Output.from_input(user.secret_arn)
         # RdsProxyArgs refuses generated secrets for an existing target: only the stack's databases get here.
         assert fronted.kms_key_arn is not None and fronted.address is not None
-        engine = "MySQL" if fronted.family == "MYSQL" else "PostgreSQL"
+        engine = engine_name(fronted.family)
         password = admin_password(f"{self._name}-user-{user.username}-password", opts=self._child)
         secret = aws.secretsmanager.Secret(
             f"{self._name}-user-{user.username}",
