@@ -142,6 +142,7 @@ def test_generated_user_secret_on_aurora_is_a_postgresql_secret() -> None:
     assert len(plan_with_user.by_name("rds-proxy-proxy").inputs["auths"]) == 2
 
 
+@pytest.mark.policy
 def test_aurora_proxy_is_policy_clean() -> None:
     from automation import policy_check
 
@@ -227,6 +228,7 @@ def test_end_to_end_iam_on_a_target_connects_as_the_users_at_its_resource_id() -
     assert statement["Resource"] == ["arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKLMNOP/app"]
 
 
+@pytest.mark.policy
 def test_target_configs_are_policy_clean() -> None:
     from automation import policy_check
 
