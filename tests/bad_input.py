@@ -74,6 +74,13 @@ FILES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "toml-huge-ttl": ("toml", lambda: b'ttl = "' + b"9" * 5000 + b'd"\n'),
     "toml-bad-recipes": ("toml", lambda: b'recipes = "all,nope"\n'),
     "toml-wrong-types": ("toml", lambda: b"recipes = 7\nparallel = 1e400\n"),
+    "toml-bad-budget": ("toml", lambda: b'budget = "lots"\n'),
+    "toml-bad-sleep-after": ("toml", lambda: b'sleep_after = "' + b"9" * 500 + b'w"\n'),
+    "toml-bad-hooks": ("toml", lambda: b"seed = 7\n"),
+    "sql-not-utf8": ("sql", lambda: b"update users set email = '\xff';\n"),
+    "sql-too-big": ("sql", lambda: b"select 1;\n" + b"-- " + b"x" * (MIB + 10) + b"\n"),
+    "sql-empty": ("sql", lambda: b"-- nothing but a comment\n"),
+    "sql-unterminated": ("sql", lambda: b"update users set name = 'open;\n"),
 }
 
 
@@ -139,6 +146,19 @@ ARGV: list[tuple[list[str], dict[str, str]]] = [
     (["db", "query", "-b", "x", "select 1", "--param", "novalue"], {}),
     (["db", "query", "-b", "x", "select 1", "--param", "bad-name=2"], {}),
     (["policy", "check", "--from", "x.json", "--recipes", "all"], {}),
+    (["cost", "-b", "x", "--recipes", "all,nope"], {}),
+    (["cost", "-b", "x", "--recipes", "all", "--target", "gcp"], {}),
+    (["up", "-b", "x", "-y", "--recipes", "all", "--budget", "lots"], {}),
+    (["up", "-b", "x", "-y", "--recipes", "all"], {"DBENV_BUDGET": "-5"}),
+    (["preview", "-b", "x", "--recipes", "all"], {"DBENV_BUDGET": HUGE}),
+    (["preview", "-b", "x", "--recipes", "all"], {"DBENV_BUDGET": "nan"}),
+    (["reap", "--dry-run"], {"DBENV_SLEEP_AFTER": "soon"}),
+    (["sleep", "-b", "bad..branch"], {}),
+    (["wake", "-b", "bad..branch"], {}),
+    (["db", "diff", "-b", "x"], {}),
+    (["db", "diff", "-b", "x", "--against", "x"], {}),
+    (["db", "diff", "-b", "x", "--url-branch", "not a url", "--url-parent", "mysql://h/db"], {}),
+    (["db", "diff", "-b", "x", "--url-branch", "oracle://h/db", "--url-parent", "mysql://h/db"], {}),
 ]
 
 # Commands and the option through which each reads a file of a kind ({} is the path).
@@ -149,10 +169,17 @@ FILE_SLOTS: dict[str, list[list[str]]] = {
         ["preview", "-b", "x", "--config", "{}"],
         ["up", "-b", "x", "-y", "--config", "{}"],
         ["shared", "up", "--config", "{}"],
+        ["cost", "-b", "x", "--config", "{}"],
+        ["cost", "-b", "x", "--recipes", "aurora-serverless", "--usage", "{}"],
     ],
     "json": [
+        ["cost", "-b", "x", "--recipes", "aurora-serverless", "--against", "{}"],
         ["policy", "check", "--from", "{}"],
         ["policy", "check", "--from", "{}", "--policy-config", "{}"],
+    ],
+    "sql": [
+        ["up", "-b", "x", "-y", "--recipes", "aurora-serverless", "--seed", "{}"],
+        ["up", "-b", "x", "-y", "--recipes", "aurora-serverless", "--post-clone", "{}"],
     ],
     "pem": [
         ["db", "connect", "-b", "x", "--recipe", "aurora-serverless", "--user", "app", "--ca-bundle", "{}"],
@@ -167,4 +194,6 @@ EVERY_COMMAND: list[list[str]] = [
     ["local", "start"], ["local", "stop"], ["local", "status"], ["config", "show"],
     ["db", "connect", "-b", "x", "--recipe", "aurora-serverless", "--user", "app"],
     ["db", "query", "-b", "x", "select 1"],
+    ["cost", "-b", "x"], ["sleep", "-b", "x"], ["wake", "-b", "x"],
+    ["db", "diff", "-b", "x", "--against", "staging"],
 ]
