@@ -466,11 +466,24 @@ def _price_cluster_instance(ctx: _Context, res: PlannedResource) -> list[Compone
     return [ctx.component(label, "ACU-hours", key, floor * ctx.hours, usage, 0.0)]
 
 
+def _copy_on_write(res: PlannedResource) -> bool:
+    restore = res.inputs.get("restoreToPointInTime")
+    return isinstance(restore, Mapping) and restore.get("restoreType") == "copy-on-write"
+
+
 def _price_cluster(ctx: _Context, res: PlannedResource) -> list[Component]:
     optimized = _io_optimized(res)
     storage = ctx.usage.get(res.name, "aurora_storage_gb")
-    out = [ctx.component("Aurora storage" + (" (I/O-Optimized)" if optimized else ""), "GB-months",
-                         "aurora.storage.io-optimized" if optimized else "aurora.storage", storage)]
+    key = "aurora.storage.io-optimized" if optimized else "aurora.storage"
+    label = "Aurora storage" + (" (I/O-Optimized)" if optimized else "")
+    if _copy_on_write(res):
+        # A clone's pages are the source's until either side writes them; the source's account pays
+        # for the shared pages (Aurora User Guide, "How Aurora cloning works"). Idle, a fresh clone
+        # adds none; in use, aurora_storage_gb is what the clone writes.
+        out = [ctx.component(f"{label}, copy-on-write clone (shared with the source until written)", "GB-months",
+                             key, 0.0, storage, 0.0)]
+    else:
+        out = [ctx.component(label, "GB-months", key, storage)]
     if not optimized:
         io = ctx.usage.get(res.name, "aurora_io_millions")
         out.append(ctx.component("Aurora I/O requests", "million requests", "aurora.io", 0.0, io, 0.0))

@@ -30,6 +30,8 @@ SHARED_STACK = "shared"
 SECRET_MASK = "[secret]"
 TAG_BRANCH, TAG_CREATED, TAG_EXPIRES = "branch", "created-at", "expires-at"
 TAG_EPHEMERAL, TAG_OWNER, TAG_COMMIT, TAG_NETWORK = "ephemeral", "owner", "commit", "network"
+# A clone's parent environment (its branch) and when its databases were cloned from it.
+TAG_PARENT, TAG_CLONED = "parent", "cloned-at"
 _PROTECTED = re.compile(r"^(main|master|production|staging|prod.*)$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 LOCK_WAIT_DEFAULT = timedelta(minutes=15)
@@ -101,6 +103,16 @@ def make_tags(*, branch: str, now: datetime, ttl: timedelta, owner: str, commit:
     }
 
 
+def clone_tags(parent: str | None, *, now: datetime, existing: Mapping[str, str]) -> dict[str, str]:
+    """parent and cloned-at of a clone; cloned-at is the first up from that parent (the databases
+    are restored once: their restore inputs are creation-only), so it survives re-deploys."""
+    if parent is None:
+        return {}
+    kept = existing.get(TAG_CLONED) if existing.get(TAG_PARENT) == parent and parse_time(existing.get(TAG_CLONED)) \
+        else None
+    return {TAG_PARENT: parent, TAG_CLONED: kept or format_time(now)}
+
+
 def mask_outputs(outputs: Mapping[str, Any], show_secrets: bool = False) -> dict[str, Any]:
     """``OutputValue`` map -> plain values; secret ones become ``[secret]`` unless asked for."""
     return {key: (out.value if (show_secrets or not out.secret) else SECRET_MASK) for key, out in outputs.items()}
@@ -147,6 +159,11 @@ class Prepared:
     ephemeral: bool
     shared_network: bool
     ttl: timedelta
+    # The parent environment (a branch) whose databases this stack's are cloned from, and its stack.
+    parent: str | None = None
+    parent_stack: str | None = None
+    # The parsed stack config (components.recipes.StackConfig): what is cloned, on which engines.
+    stack_config: Any = field(default=None, repr=False, compare=False)
 
 
 def prepare(settings: Settings, *, branch: str | None = None, recipes: str | None = None,
@@ -184,6 +201,14 @@ def prepare(settings: Settings, *, branch: str | None = None, recipes: str | Non
         raise BadInput(str(err)) from None
     config = planning.merge_config(base, recipes=chosen, branch=branch, ephemeral=ephemeral)
     config["aws:region"] = region
+    parent = settings.values.get("parent")
+    parent_stack = None
+    if parent is not None:
+        if parent == branch:
+            raise BadInput(f"parent: branch {branch!r} cannot be its own parent: name another environment "
+                           "with --from (e.g. the branch it was made from)")
+        parent_stack = naming.stack_name(parent)
+        config[f"{NAMESPACE}:parent"] = settings.qualified(parent_stack)
     if settings.shared_network:
         network = config.get(f"{NAMESPACE}:network") or {}
         try:
@@ -198,7 +223,8 @@ def prepare(settings: Settings, *, branch: str | None = None, recipes: str | Non
     except ConfigError as err:
         raise BadInput(str(err)) from None
     return Prepared(stack=stack, branch=branch, config=config, recipes=parsed.recipes, region=region,
-                    ephemeral=ephemeral, shared_network=settings.shared_network, ttl=ttl)
+                    ephemeral=ephemeral, shared_network=settings.shared_network, ttl=ttl, parent=parent,
+                    parent_stack=parent_stack, stack_config=parsed)
 
 
 def _chosen(settings: Settings, key: str, override: Any, from_config_file: Any) -> Any:
@@ -390,6 +416,14 @@ class EnvInfo:
     tags: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
+    def parent(self) -> str | None:
+        return self.tags.get(TAG_PARENT)
+
+    @property
+    def cloned_at(self) -> datetime | None:
+        return parse_time(self.tags.get(TAG_CLONED))
+
+    @property
     def expired(self) -> bool:
         return self.ephemeral and self.expires_at is not None and self.expires_at <= self.now
 
@@ -407,6 +441,8 @@ class EnvInfo:
             "expired": self.expired, "locked": self.locked, "owner": self.owner, "commit": self.commit,
             "resource_count": self.resource_count, "last_result": self.last_result,
             "last_update": format_time(self.last_update) if self.last_update else None,
+            "parent": self.parent,
+            "cloned_at": format_time(self.cloned_at) if self.cloned_at else None,
             "sleep": self.tags.get("sleep-state", "awake"),
             "monthly_cost": _tag_money(self.tags.get("cost-asleep" if self.tags.get("sleep-state") == "asleep"
                                                      else "cost-idle")),
@@ -527,6 +563,7 @@ class Environments:
     def up(self, prepared: Prepared, *, on_event: OnEvent | None = None, wait: bool = False,
            hooks: Any = None, on_line: Callable[[str], None] | None = None) -> UpOutcome:
         self.engine.command()  # a missing CLI is reported before anything starts
+        self.check_parent(prepared)
         if prepared.shared_network:
             self.ensure_shared(on_event=on_event)
         self._preflight(prepared)
@@ -546,11 +583,15 @@ class Environments:
         result, tags = self._guarded(prepared.stack, prepared.branch, attempt, wait, recorder, "update")
         changes = _changes(result.summary.resource_changes)
         if hooks:
-            self.run_data_hooks(prepared, result.outputs, hooks, on_line=on_line or (lambda _: None))
+            # A clone gets post_clone (once: the hooks record what ran in the database), a database
+            # made without a parent gets seed; both then migrate.
+            self.run_data_hooks(prepared, result.outputs, hooks, on_line=on_line or (lambda _: None),
+                                cloned=prepared.parent is not None)
         return UpOutcome(prepared.stack, prepared.branch, result.outputs, result.summary.result, changes, tags)
 
     def preview(self, prepared: Prepared, *, on_event: OnEvent | None = None, wait: bool = False) -> PreviewOutcome:
         self.engine.command()
+        self.check_parent(prepared)
         self._preflight(prepared)
         program = self.shared_program() if prepared.stack == SHARED_STACK else self.branch_program()
         recorder = _Recorder(on_event)
@@ -684,6 +725,30 @@ class Environments:
         return ReapResult(env.stack, env.branch, "destroyed" if outcome.existed else "gone",
                           _changes_note(outcome.changes))
 
+    # -- the parent of a clone
+
+    def check_parent(self, prepared: Prepared) -> dict[str, Any]:
+        """Before anything is created: the parent exists, is not this branch's own clone, and has each
+        database this stack clones on the same engine major (DynamoDB: with point-in-time recovery;
+        MySQL: with automated backups). BadInput naming what is missing; the parent's outputs."""
+        if prepared.parent is None or prepared.parent_stack is None:
+            return {}
+        where = f"parent {prepared.parent!r} (stack {prepared.parent_stack})"
+        try:
+            stack = self.engine.stack(prepared.parent_stack, None, create=False)
+        except self.engine.auto.StackNotFoundError:
+            raise BadInput(f"{where} does not exist: deploy it first (`dbenv up --branch {prepared.parent}`) "
+                           "or name another parent") from None
+        grandparent = stack.list_tags().get(TAG_PARENT)
+        if grandparent is not None and grandparent == prepared.branch:
+            raise BadInput(f"{where} is itself a clone of {prepared.branch!r}: a branch cannot be the parent of "
+                           "its own parent")
+        outputs = mask_outputs(stack.outputs())
+        problems = parent_problems(prepared.stack_config, outputs)
+        if problems:
+            raise BadInput(f"{where} cannot be cloned: {'; '.join(problems)}")
+        return outputs
+
     # -- data hooks (post_clone, seed, migrate) on the branch database
 
     def run_data_hooks(self, prepared: Prepared, outputs: Mapping[str, Any], hooks: Any, *,
@@ -758,6 +823,7 @@ class Environments:
         else:
             tags = {TAG_EPHEMERAL: "false", TAG_OWNER: owner or "unknown", TAG_COMMIT: commit or "unknown",
                     TAG_CREATED: existing.get(TAG_CREATED) or format_time(self.clock())}
+        tags.update(clone_tags(prepared.parent, now=self.clock(), existing=existing))
         for key, value in tags.items():
             if existing.get(key) != value:
                 stack.set_tag(key, value)
@@ -808,6 +874,53 @@ class Environments:
             return stack.info(show_secrets=False)
         except self.engine.auto.CommandError:
             return None
+
+
+def parent_problems(stack_config: Any, outputs: Mapping[str, Any]) -> list[str]:
+    """What keeps a parent's outputs from being cloned into ``stack_config``'s databases (empty: nothing)."""
+    from components.aurora_serverless import parse_version
+    from components.branch_databases import PARENT_OUTPUTS
+    from components.parts import mysql_major
+
+    problems: list[str] = []
+    for database in stack_config.cloned_databases:
+        values = outputs.get(database)
+        if not isinstance(values, Mapping):
+            problems.append(f"it has no {database} database (output {database!r}) to clone")
+            continue
+        missing = [key for key in PARENT_OUTPUTS[database] if values.get(key) in (None, "")]
+        if missing:
+            problems.append(f"its {database} outputs lack {', '.join(missing)} (run `dbenv up` on the parent "
+                            "once more to export them)")
+            continue
+        if database == "aurora-serverless":
+            wanted = stack_config.args("aurora-serverless").engine_version
+            theirs = str(values["engine_version"])
+            try:
+                same = parse_version(theirs)[0] == parse_version(wanted)[0]
+            except ValueError:
+                same = False
+            if not same:
+                problems.append(f"its Aurora PostgreSQL runs {theirs} and this branch wants {wanted}: a clone keeps "
+                                "the parent's major version; set aurora-serverless.engine_version to the same major")
+        elif database == "mysql":
+            wanted = stack_config.mysql.engine_version
+            theirs = str(values["engine_version"])
+            try:
+                same = mysql_major(theirs) == mysql_major(wanted)
+            except ValueError:
+                same = False
+            if not same:
+                problems.append(f"its RDS MySQL runs {theirs} and this branch wants {wanted}: a point-in-time "
+                                "restore keeps the parent's major version; set mysql.engine_version to the same major")
+            elif not int(values["backup_retention_days"] or 0):
+                problems.append("its RDS MySQL keeps no automated backups (backup retention 0), which a "
+                                "point-in-time restore needs")
+        elif database == "dynamodb-autoscaling" and values["point_in_time_recovery"] is not True:
+            problems.append(f"its DynamoDB table {values['table_name']} has point-in-time recovery off, which a "
+                            "restore to the latest time needs: set dynamodb-autoscaling.point_in_time_recovery: true "
+                            "on the parent (durable stacks have it on by default) and `dbenv up` it")
+    return problems
 
 
 def prepare_hooks(settings: Settings, prepared: Prepared) -> Any:

@@ -144,10 +144,13 @@ def _uuid(*parts: str) -> str:
 class Placeholders:
     """Deterministic stand-ins for values only AWS knows, shaped like the real ones."""
 
-    def __init__(self, region: str, account: str = ACCOUNT_ID) -> None:
+    def __init__(self, region: str, account: str = ACCOUNT_ID, stack_config: Any = None) -> None:
         self.region = region
         self.account = account
         self.notes: list[dict[str, str]] = []
+        # The planned stack's parsed config (components.recipes.StackConfig): a parent stack's
+        # placeholders are shaped after what this stack clones from it.
+        self.stack_config = stack_config
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
         return f"arn:aws:{service}:{self.region if region else ''}:{self.account}:{resource}"
@@ -219,6 +222,7 @@ def _rds_instance(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[s
         "address": address,
         "endpoint": f"{address}:{port}",
         "port": port,
+        "engineVersionActual": inputs.get("engineVersion"),
         "masterUserSecrets": _master_secret(p, "db", ident, inputs),
         "hostedZoneId": "Z2R2ITUGPM61AM",
     }
@@ -314,9 +318,13 @@ def _scaling_policy(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple
 
 
 def _stack_reference(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Another stack's outputs, shaped like the shared stack's exports (recipes.build_shared)."""
+    """Another stack's outputs, shaped like the shared stack's exports (recipes.build_shared), or
+    like a parent stack's databases (``dbenv plan --from staging``)."""
+    from components.branch_databases import PARENT_REFERENCE
     from components.dms_migration import SERVICE_ROLES
 
+    if name == PARENT_REFERENCE:
+        return _parent_reference(p, name, inputs)
     stack = str(inputs.get("name") or name)
     vpc = f"vpc-{_digest('vpc', stack)}"
     outputs = {
@@ -331,6 +339,52 @@ def _stack_reference(p: Placeholders, name: str, inputs: dict[str, Any]) -> tupl
     p.notes.append({"resource": name, "stack": stack,
                     "note": f"the outputs of stack {stack} are offline placeholders (e.g. network.vpc_id {vpc}); "
                             "the engine reads the real ones"})
+    return stack, {"name": stack, "outputs": outputs, "secretOutputNames": []}
+
+
+# What each clone keeps from the parent, and which key it is under (see components/parts.py
+# cluster_restore / instance_restore and components/dynamodb_autoscaling.py for the sources).
+CLONE_NOTES = {
+    "aurora-serverless": "Aurora: copy-on-write clone of cluster {identifier} at its latest restorable time, "
+                         "under this stack's key; storage is shared with the parent until written",
+    "mysql": "RDS MySQL: point-in-time restore of instance {identifier} at its latest restorable time; its storage "
+             "keeps the parent's key {key} (RestoreDBInstanceToPointInTime cannot change it); its secret and "
+             "Performance Insights use this stack's key",
+    "dynamodb-autoscaling": "DynamoDB: restore of table {identifier} to its latest restorable time (needs "
+                            "point-in-time recovery on the parent), under this stack's key",
+}
+
+
+def _parent_reference(p: Placeholders, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A parent stack's database outputs, as this stack clones them (same engine versions assumed)."""
+    stack = str(inputs.get("name") or name)
+    short = stack.rsplit("/", 1)[-1]
+    from components import naming
+
+    namer = naming.Namer.for_stack(short)
+    config = p.stack_config
+    aurora_version = config.args("aurora-serverless").engine_version if config else "16.6"
+    mysql_version = config.mysql.engine_version if config else "8.4"
+    key = p.arn("kms", f"key/{_uuid('kms', 'parent', short)}")
+    outputs = {
+        "aurora-serverless": {"cluster_identifier": namer.rds("aurora"), "engine_version": aurora_version,
+                              "kms_key_arn": key, "backup_retention_days": 7},
+        "mysql": {"identifier": namer.rds("mysql"), "engine_version": mysql_version, "kms_key_arn": key,
+                  "storage_kms_key_arn": key, "backup_retention_days": 7},
+        "dynamodb-autoscaling": {"table_name": namer.dynamodb_table(config.args("dynamodb-autoscaling").table_name
+                                                                     if config else "items"),
+                                 "point_in_time_recovery": True},
+    }
+    identifiers = {"aurora-serverless": outputs["aurora-serverless"]["cluster_identifier"],
+                   "mysql": outputs["mysql"]["identifier"],
+                   "dynamodb-autoscaling": outputs["dynamodb-autoscaling"]["table_name"]}
+    p.notes.append({"resource": name, "stack": stack,
+                    "note": f"parent stack {stack} is assumed to exist with the databases this stack clones, on the "
+                            "same engine majors (offline, nothing can check it; `dbenv up` does, before anything is "
+                            "created); its outputs are placeholders"})
+    for database in (config.cloned_databases if config else ()):
+        p.notes.append({"resource": name, "stack": stack,
+                        "note": CLONE_NOTES[database].format(identifier=identifiers[database], key=key)})
     return stack, {"name": stack, "outputs": outputs, "secretOutputNames": []}
 
 
@@ -620,7 +674,7 @@ def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT,
 
         region = str(config.get("aws:region") or recipes.DEFAULT_REGION)
         recorded: list[PlannedResource] = []
-        placeholders = Placeholders(region)
+        placeholders = Placeholders(region, stack_config=_parsed(config, stack, region))
         mocks, monitor = _mocks_and_monitor(placeholders, recorded)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config({k: _config_string(v) for k, v in config.items()})
@@ -643,6 +697,19 @@ def build_plan(config: Mapping[str, Any], *, stack: str, project: str = PROJECT,
         return Plan(project=project, stack=stack, region=region, resources=recorded, placeholders=placeholders.notes)
 
     return _run_isolated(work)
+
+
+def _parsed(config: Mapping[str, Any], stack: str, region: str) -> Any:
+    """The stack config as the program will parse it; None if it is bad (the program then says why)."""
+    from components import recipes
+    from components.config import ConfigError
+
+    prefix = f"{PROJECT}:"
+    own = {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
+    try:
+        return recipes.parse_config(own, stack=stack, region=region)
+    except (ConfigError, ValueError):
+        return None
 
 
 def _config_string(value: Any) -> str:

@@ -118,6 +118,15 @@ def _recipes(value: Any, where: str) -> str:
     return _text(value, where)
 
 
+def _branch_name(value: Any, where: str) -> str:
+    from components import naming
+
+    try:
+        return naming.validate_branch(_text(value, where))
+    except naming.InvalidName as err:
+        raise SettingsError(f"{where}: {err}") from None
+
+
 def _whole(low: int, high: int) -> Callable[[Any, str], int]:
     def parse(value: Any, where: str) -> int:
         try:
@@ -211,6 +220,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("policy_pack", "policies", "DBENV_POLICY_PACK", "policy pack directory attached to up and preview",
             _text, path=True),
     Setting("parallel", 4, "DBENV_PARALLEL", "how many stacks `dbenv reap` destroys at once", _whole(1, 32)),
+    Setting("parent", None, "DBENV_PARENT", "the environment (a branch, e.g. staging) whose databases a branch's "
+            "are cloned from (flag --parent, or --from on up, preview, plan and cost)", _branch_name),
     Setting("post_clone", None, "DBENV_POST_CLONE", "SQL files run once on a fresh clone, e.g. masking "
             "(a list; comma-separated in the variable)", _path_list, path=True),
     Setting("migrate", None, "DBENV_MIGRATE", "shell command run after every up with the branch database's "

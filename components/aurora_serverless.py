@@ -17,6 +17,7 @@ from components.naming import Namer
 from components.parts import (
     EPHEMERAL_LOG_DAYS,
     RESTORE_IGNORE_CHANGES,
+    CloneSource,
     DatabaseRef,
     ObservabilityArgs,
     RestoreArgs,
@@ -168,9 +169,11 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
         client_security_group_ids: list[pulumi.Input[str]],
         log_retention_days: int = EPHEMERAL_LOG_DAYS,
         stack_key: pulumi.Input[str] | None = None,
+        clone: CloneSource | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``stack_key``: the stack's customer-managed key, used unless ``args.kms_key_arn`` names one."""
+        """``stack_key``: the stack's customer-managed key, used unless ``args.kms_key_arn`` names one.
+        ``clone``: create the cluster as a copy-on-write clone of the parent stack's cluster."""
         super().__init__("db-recipes:aurora:ServerlessPostgres", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster_id = namer.rds("aurora")
@@ -214,13 +217,14 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
             defaults={}, overrides=args.instance_parameters or {}, cluster=False, opts=child)
         logs = log_groups(name, rds_log_group_names("cluster", cluster_id, args.log_exports),
                           retention_days=log_retention_days, opts=child)
-        restored = args.restore is not None
+        restored = args.restore is not None or clone is not None
         self.cluster = aws.rds.Cluster(
             f"{name}-cluster",
             cluster_identifier=cluster_id,
             engine=ENGINE,
             engine_mode=args.engine_mode,
-            engine_version=args.engine_version,
+            # A clone starts on its parent's version (same major, checked before `up`).
+            engine_version=clone.engine_version if clone is not None else args.engine_version,
             # A restore takes its database and master user from the snapshot / source cluster.
             database_name=None if restored else args.database_name,
             master_username=None if restored else args.master_username,
@@ -249,13 +253,16 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
             db_cluster_parameter_group_name=cluster_group,
             engine_lifecycle_support=check_lifecycle(args.engine_lifecycle_support, major, PAST_STANDARD_SUPPORT),
             **windows(args.observability, cluster=True),
-            **cluster_restore(args.restore),
+            **cluster_restore(args.restore, clone),
             # RDS writes the exported logs into the stack's groups (with their retention).
             opts=pulumi.ResourceOptions(parent=self, depends_on=logs,
                                         ignore_changes=list(RESTORE_IGNORE_CHANGES) if restored else None),
         )
         role = monitoring_role(name, namer.iam_role("aurora", "monitoring"), opts=child) \
             if args.observability.monitoring_interval else None
+        # The instances name the cluster by its id, so they depend on it: a restore or clone makes the
+        # cluster only, and RDS accepts instances once it is available (CreateDBInstance after
+        # RestoreDBClusterToPointInTime, Aurora User Guide "Creating an Amazon Aurora clone").
         self.instances = [
             aws.rds.ClusterInstance(
                 f"{name}-instance-{index}",
@@ -270,7 +277,7 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
                 db_parameter_group_name=instance_group,
                 **insights(name, args.observability, kms_key_arn=kms_key_arn, monitoring_role_name="",
                            opts=child, role=role),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
             )
             for index in range(args.instance_count)
         ]
@@ -283,7 +290,8 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
         self.port = self.cluster.port
         self.database_name = args.database_name
         self.master_username = args.master_username
-        self.engine_version = args.engine_version
+        # What runs (after minor upgrades, or a clone's parent version): what a clone of this stack starts on.
+        self.engine_version = self.cluster.engine_version_actual
         self.admin_secret_version: aws.secretsmanager.SecretVersion | None = None
         if password is None:
             self.master_user_secret_arn = self.cluster.master_user_secrets.apply(
@@ -295,6 +303,7 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
         self.kms_key_arn = kms_key_arn
         self.security_group_id = security_group.id
         self.data_api_enabled = args.enable_data_api
+        self.backup_retention_days = retention
         self.register_outputs(self.outputs())
 
     def _admin_secret(self, name: str, args: AuroraServerlessArgs, namer: Namer, ephemeral: bool,
@@ -335,6 +344,8 @@ class AuroraServerlessPostgres(pulumi.ComponentResource):
             "kms_key_arn": self.kms_key_arn,
             "security_group_id": self.security_group_id,
             "data_api_enabled": self.data_api_enabled,
+            "engine_version": self.engine_version,
+            "backup_retention_days": self.backup_retention_days,
         }
 
 

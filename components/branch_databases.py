@@ -9,7 +9,8 @@ MySQL instance. A recipe builds a database of its own only when its config says
 creating one (encrypt-existing's restored copy, the unencrypted demonstration source).
 
 Every way of creating these databases lives here: new, from a snapshot, or as a point-in-time
-restore / fast clone (``restore``, ``components.parts.RestoreArgs``).
+restore / fast clone (``restore``, ``components.parts.RestoreArgs``), or as a clone of the parent
+stack's databases (``ParentDatabases``: a branch made with ``dbenv up --from staging``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from components.parts import (
     MYSQL_DEFAULT_VERSION,
     MYSQL_ENGINE,
     MYSQL_PORT,
+    CloneSource,
     DatabaseRef,
     MySqlOptions,
     ObservabilityArgs,
@@ -43,6 +45,51 @@ STACK_KEY_NAME = "stack-key"
 _FORMER_AURORA_KEY = ("aurora-key", "aws:kms/key:Key", "aurora", "db-recipes:aurora:ServerlessPostgres")
 # How a recipe reaches its database: the stack's shared one, or one of its own (the former layout).
 DATABASE_CHOICES = ("stack", "own")
+# The StackReference to the parent stack, and the outputs of the parent a clone reads.
+PARENT_REFERENCE = "parent"
+PARENT_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "aurora-serverless": ("cluster_identifier", "engine_version"),
+    "mysql": ("identifier", "engine_version", "storage_kms_key_arn", "backup_retention_days"),
+    "dynamodb-autoscaling": ("table_name", "point_in_time_recovery"),
+}
+
+
+class ParentDatabases:
+    """The parent stack's databases, read through a StackReference, as the sources of this stack's clones.
+
+    Aurora: a copy-on-write clone under this stack's key (RestoreDBClusterToPointInTime accepts a
+    different KmsKeyId). RDS MySQL: a point-in-time restore, which keeps the parent's storage key
+    (RestoreDBInstanceToPointInTime takes no KmsKeyId); its managed secret and Performance Insights
+    still use this stack's key. DynamoDB: RestoreTableToPointInTime, under this stack's key
+    (SSESpecificationOverride). ``dbenv up`` checks before the engine runs that the parent exists,
+    has each database and runs the same engine major.
+    """
+
+    def __init__(self, stack_name: str, *, opts: pulumi.ResourceOptions) -> None:
+        self.stack_name = stack_name
+        self.reference = pulumi.StackReference(PARENT_REFERENCE, stack_name=stack_name,
+                                               opts=pulumi.ResourceOptions(providers=opts.providers))
+
+    def value(self, output: str, key: str) -> pulumi.Output[Any]:
+        def pick(values: Any) -> Any:
+            if not isinstance(values, dict) or key not in values:
+                raise pulumi.RunError(f"parent stack {self.stack_name} has no output {output}.{key}: "
+                                      f"run `dbenv up` on the parent first")
+            return values[key]
+
+        return self.reference.get_output(output).apply(pick)
+
+    def aurora(self) -> CloneSource:
+        return CloneSource(identifier=self.value("aurora-serverless", "cluster_identifier"),
+                           engine_version=self.value("aurora-serverless", "engine_version"))
+
+    def mysql(self) -> CloneSource:
+        return CloneSource(identifier=self.value("mysql", "identifier"),
+                           engine_version=self.value("mysql", "engine_version"),
+                           storage_kms_key_arn=self.value("mysql", "storage_kms_key_arn"))
+
+    def table_name(self) -> pulumi.Output[str]:
+        return self.value("dynamodb-autoscaling", "table_name")
 
 
 @dataclass(frozen=True)
@@ -111,8 +158,10 @@ class StackMySql(pulumi.ComponentResource):
         client_security_group_ids: list[pulumi.Input[str]],
         kms_key_arn: pulumi.Input[str] | None,
         log_retention_days: int,
+        clone: CloneSource | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``clone``: create the instance as a point-in-time restore of the parent stack's instance."""
         super().__init__("db-recipes:databases:StackMySql", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         identifier = namer.rds(name)
@@ -133,6 +182,7 @@ class StackMySql(pulumi.ComponentResource):
                 description="MySQL from a client tier", opts=child)
         managed = args.credentials != "secret"
         password = None if managed else admin_password(f"{name}-master-password", opts=child)
+        retention = args.backup_retention_days or (1 if ephemeral else 7)
         self.instance = encrypted_mysql(
             f"{name}-instance",
             identifier=identifier,
@@ -147,13 +197,13 @@ class StackMySql(pulumi.ComponentResource):
             subnet_group_name=subnet_group.name,
             security_group_ids=[group.id],
             ephemeral=ephemeral,
-            backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
+            backup_retention_days=retention,
             parameter_group_name=namer.rds(name, "params"),
             monitoring_role_name=namer.iam_role(name, "monitoring"),
             options=MySqlOptions(
                 engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
                 log_exports=args.log_exports, log_retention_days=log_retention_days,
-                observability=args.observability, restore=args.restore,
+                observability=args.observability, restore=args.restore, clone=clone,
             ),
             opts=child,
         )
@@ -169,6 +219,7 @@ class StackMySql(pulumi.ComponentResource):
             ready.append(version)
             self.secret_arn = secret.arn
         self.managed_secret = managed
+        self.backup_retention_days = retention
         self.security_group_id = group.id
         self.database_name = args.database_name
         self.master_username = args.master_username
@@ -195,7 +246,12 @@ class StackMySql(pulumi.ComponentResource):
             "master_username": self.master_username,
             "secret_arn": self.secret_arn,
             "kms_key_arn": self.kms_key_arn,
+            # The storage key: the parent's on a clone (a point-in-time restore keeps it).
+            "storage_kms_key_arn": self.instance.kms_key_id,
             "security_group_id": self.security_group_id,
+            # What a clone of this stack needs: the running version and automated backups.
+            "engine_version": self.instance.engine_version_actual,
+            "backup_retention_days": self.backup_retention_days,
         }
 
 
@@ -209,6 +265,8 @@ class BranchDatabases:
     opts: pulumi.ResourceOptions
     placement: dict[str, Any]
     client_security_group_ids: list[pulumi.Input[str]]
+    # The parent stack whose databases this stack's are cloned from (None: created fresh).
+    parent: ParentDatabases | None = None
     _key: pulumi.Output[str] | None = None
     _aurora: AuroraServerlessPostgres | None = None
     _mysql: StackMySql | None = None
@@ -224,7 +282,8 @@ class BranchDatabases:
                 "aurora", args, **self.placement,
                 client_security_group_ids=[*self.client_security_group_ids, *args.allowed_security_group_ids],
                 log_retention_days=self.log_retention_days,
-                stack_key=None if args.kms_key_arn else self.key(), opts=self.opts)
+                stack_key=None if args.kms_key_arn else self.key(),
+                clone=self.parent.aurora() if self.parent else None, opts=self.opts)
         return self._aurora
 
     def mysql(self, args: StackMySqlArgs) -> StackMySql:
@@ -232,7 +291,8 @@ class BranchDatabases:
             self._mysql = StackMySql(
                 "mysql", args, **self.placement, client_security_group_ids=self.client_security_group_ids,
                 kms_key_arn=None if args.kms_key_arn else self.key(),
-                log_retention_days=self.log_retention_days, opts=self.opts)
+                log_retention_days=self.log_retention_days,
+                clone=self.parent.mysql() if self.parent else None, opts=self.opts)
         return self._mysql
 
     @property

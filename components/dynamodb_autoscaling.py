@@ -39,6 +39,8 @@ TABLE_IGNORE_CHANGES = (
     "globalSecondaryIndexes[*].readCapacity",
     "globalSecondaryIndexes[*].writeCapacity",
 )
+# Pulumi property paths of the creation-only restore inputs.
+RESTORE_IGNORE_CHANGES = ("restoreSourceName", "restoreToLatestTime")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 BILLING_MODES = ("PROVISIONED", "PAY_PER_REQUEST")
 STREAM_VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
@@ -237,15 +239,18 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
         namer: Namer,
         ephemeral: bool,
         stack_key: pulumi.Input[str] | None = None,
+        restore_source: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """``stack_key``: the stack's customer-managed key, unless ``args.kms_key_arn`` names one."""
+        """``stack_key``: the stack's customer-managed key, unless ``args.kms_key_arn`` names one.
+        ``restore_source``: create the table as a restore of this table (the parent stack's) at its
+        latest restorable time (RestoreTableToPointInTime; the source needs point-in-time recovery)."""
         super().__init__("db-recipes:dynamodb:AutoscaledTable", name, None, opts)
         self._namer = namer
         self.kms_key_arn = customer_key(name, args.kms_key_arn, alias=namer.kms_alias(name), ephemeral=ephemeral,
                                         description="DynamoDB table server-side encryption",
                                         opts=pulumi.ResourceOptions(parent=self), stack_key=stack_key)
-        self.table = self._table(name, args, namer, ephemeral)
+        self.table = self._table(name, args, namer, ephemeral, restore_source)
         self.table_name = self.table.name
         self.table_arn = self.table.arn
         self.scaling_target_ids: dict[str, pulumi.Output[str]] = {}
@@ -256,7 +261,8 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
                 self._autoscale(name, args, scalable)
         self.register_outputs(self.outputs())
 
-    def _table(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer, ephemeral: bool) -> aws.dynamodb.Table:
+    def _table(self, name: str, args: DynamoDbAutoscalingArgs, namer: Namer, ephemeral: bool,
+               restore_source: pulumi.Input[str] | None) -> aws.dynamodb.Table:
         provisioned = args.billing_mode == "PROVISIONED"
         indexes = [
             aws.dynamodb.TableGlobalSecondaryIndexArgs(
@@ -274,6 +280,15 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
             for gsi in args.global_secondary_indexes
         ]
         pitr = args.point_in_time_recovery if args.point_in_time_recovery is not None else not ephemeral
+        self.point_in_time_recovery = pitr
+        # A restore is creation-only: later changes to its source never replace the table. The
+        # provider sends server_side_encryption as SSESpecificationOverride, so the restored table
+        # is under this stack's key (terraform-provider-aws internal/service/dynamodb/table.go).
+        restore: dict[str, Any] = {}
+        ignored = list(TABLE_IGNORE_CHANGES) if provisioned else []
+        if restore_source is not None:
+            restore = {"restore_source_name": restore_source, "restore_to_latest_time": True}
+            ignored += list(RESTORE_IGNORE_CHANGES)
         on_demand = None
         if not provisioned and (args.max_read_request_units or args.max_write_request_units):
             on_demand = aws.dynamodb.TableOnDemandThroughputArgs(
@@ -302,8 +317,8 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
             ),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=pitr),
             deletion_protection_enabled=not ephemeral,
-            opts=pulumi.ResourceOptions(parent=self,
-                                        ignore_changes=list(TABLE_IGNORE_CHANGES) if provisioned else None),
+            **restore,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignored or None),
         )
 
     def _scalables(self, args: DynamoDbAutoscalingArgs) -> list[_Scalable]:
@@ -373,4 +388,6 @@ class DynamoDbAutoscaling(pulumi.ComponentResource):
             "scaling_target_ids": self.scaling_target_ids,
             "policy_arns": self.policy_arns,
             "stream_arn": self.stream_arn,
+            # A clone of this stack restores the table to its latest restorable time: that needs PITR.
+            "point_in_time_recovery": self.point_in_time_recovery,
         }

@@ -240,12 +240,36 @@ class RestoreArgs:
         return self.source_identifier is not None
 
 
+@dataclass(frozen=True)
+class CloneSource:
+    """A database of the parent stack that a branch's database is created from, at its latest
+    restorable time (Aurora: a copy-on-write clone; RDS: a point-in-time restore). The values
+    come from the parent stack's outputs (a StackReference), so they are Outputs."""
+
+    identifier: pulumi.Input[str]
+    # The parent's running engine version: the clone starts on it, so nothing plans an upgrade.
+    engine_version: pulumi.Input[str]
+    # The key the restored storage must keep (RestoreDBInstanceToPointInTime takes no KmsKeyId);
+    # None: the branch's own key, which RestoreDBClusterToPointInTime accepts (see cluster_restore).
+    storage_kms_key_arn: pulumi.Input[str] | None = None
+
+
 # Pulumi property paths of creation-only restore inputs.
 RESTORE_IGNORE_CHANGES = ("snapshotIdentifier", "restoreToPointInTime")
 
 
-def instance_restore(restore: RestoreArgs | None) -> dict[str, Any]:
-    """aws.rds.Instance arguments of a restore (RestoreDBInstanceFromDBSnapshot / ...ToPointInTime)."""
+def instance_restore(restore: RestoreArgs | None, clone: CloneSource | None = None) -> dict[str, Any]:
+    """aws.rds.Instance arguments of a restore (RestoreDBInstanceFromDBSnapshot / ...ToPointInTime).
+
+    A clone is a point-in-time restore of the parent instance at its latest restorable time; it
+    needs automated backups on the parent (RDS User Guide, "Restoring a DB instance to a specified
+    time"). RestoreDBInstanceToPointInTime has no KmsKeyId: the restored storage keeps the source's
+    key (RDS API reference, RestoreDBInstanceToPointInTime parameters; terraform-provider-aws
+    internal/service/rds/instance.go sends none on this path), hence ``storage_kms_key_arn``.
+    """
+    if clone is not None:
+        return {"restore_to_point_in_time": aws.rds.InstanceRestoreToPointInTimeArgs(
+            source_db_instance_identifier=clone.identifier, use_latest_restorable_time=True)}
     if restore is None:
         return {}
     if not restore.point_in_time:
@@ -257,8 +281,21 @@ def instance_restore(restore: RestoreArgs | None) -> dict[str, Any]:
     )}
 
 
-def cluster_restore(restore: RestoreArgs | None) -> dict[str, Any]:
-    """aws.rds.Cluster arguments of a restore (RestoreDBClusterFromSnapshot / ...ToPointInTime)."""
+def cluster_restore(restore: RestoreArgs | None, clone: CloneSource | None = None) -> dict[str, Any]:
+    """aws.rds.Cluster arguments of a restore (RestoreDBClusterFromSnapshot / ...ToPointInTime).
+
+    A clone is Aurora fast cloning: RestoreDBClusterToPointInTime with RestoreType copy-on-write
+    and UseLatestRestorableTime (Aurora User Guide, "Cloning a volume for an Amazon Aurora DB
+    cluster"). It restores the cluster only; its instances are created after it. Its KmsKeyId may
+    name a key other than the source's ("You can restore to a new DB cluster and encrypt the new DB
+    cluster with a KMS key that is different from the KMS key used to encrypt the source DB
+    cluster", RDS API reference, RestoreDBClusterToPointInTime KmsKeyId), and the provider passes
+    ``kms_key_id`` on this path (terraform-provider-aws internal/service/rds/cluster.go).
+    """
+    if clone is not None:
+        return {"restore_to_point_in_time": aws.rds.ClusterRestoreToPointInTimeArgs(
+            source_cluster_identifier=clone.identifier, restore_type="copy-on-write",
+            use_latest_restorable_time=True)}
     if restore is None:
         return {}
     if not restore.point_in_time:
@@ -443,6 +480,8 @@ class MySqlOptions:
     restore: RestoreArgs | None = None
     # Parameters under the user's overrides (e.g. binlog_format=ROW for a DMS source).
     parameter_defaults: Mapping[str, str] | None = None
+    # Create the instance as a point-in-time restore of the parent stack's instance.
+    clone: CloneSource | None = None
 
 
 # TLS at the database: connections without it are refused (RDS for MySQL User Guide, "Requiring
@@ -472,7 +511,7 @@ def mysql_settings(name: str, *, identifier: str, engine_version: str, options: 
         "enabled_cloudwatch_logs_exports": list(options.log_exports) or None,
         **windows(settings, cluster=False),
         **insights(name, settings, kms_key_arn=kms_key_arn, monitoring_role_name=monitoring_role_name, opts=opts),
-        **instance_restore(options.restore),
+        **instance_restore(options.restore, options.clone),
     }
     return args, list(groups)
 
@@ -510,12 +549,13 @@ def encrypted_mysql(
     settings, waits_for = mysql_settings(
         name, identifier=identifier, engine_version=engine_version, options=options, kms_key_arn=kms_key_arn,
         parameter_group_name=parameter_group_name, monitoring_role_name=monitoring_role_name, opts=opts)
-    restored = options.restore is not None
+    clone = options.clone
+    restored = options.restore is not None or clone is not None
     return aws.rds.Instance(
         name,
         identifier=identifier,
         engine=MYSQL_ENGINE,
-        engine_version=engine_version,
+        engine_version=clone.engine_version if clone is not None else engine_version,
         instance_class=instance_class,
         allocated_storage=allocated_storage,
         storage_type="gp3",
@@ -527,7 +567,7 @@ def encrypted_mysql(
         password=password,
         port=MYSQL_PORT,
         storage_encrypted=True,
-        kms_key_id=kms_key_arn,
+        kms_key_id=clone.storage_kms_key_arn if clone is not None and clone.storage_kms_key_arn else kms_key_arn,
         iam_database_authentication_enabled=True,
         db_subnet_group_name=subnet_group_name,
         vpc_security_group_ids=security_group_ids,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +19,7 @@ import pulumi_aws as aws
 
 from components import naming
 from components.aurora_serverless import AuroraServerlessArgs, AuroraServerlessPostgres
-from components.branch_databases import BranchDatabases, StackMySqlArgs
+from components.branch_databases import PARENT_OUTPUTS, BranchDatabases, ParentDatabases, StackMySqlArgs
 from components.config import ConfigError, from_mapping
 from components.data_api import DataApiAccess, DataApiArgs
 from components.dms_migration import DmsMigration, DmsMigrationArgs, DmsSource
@@ -68,7 +69,7 @@ RECIPES: dict[str, Recipe] = {
 RECIPE_NAMES: tuple[str, ...] = tuple(RECIPES)
 
 # Keys of the ``db-recipes`` namespace that are not recipe objects.
-GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network", "log-retention-days", "mysql")
+GLOBAL_KEYS = ("recipes", "ephemeral", "branch", "network", "log-retention-days", "mysql", "parent")
 
 # Recipes that attach to a database of the stack (``database: stack``, the default) or build one
 # of their own (``database: own``), and the keys that configure only that own database.
@@ -106,6 +107,8 @@ class StackConfig:
     log_retention_days: int | None = None
     # The stack's MySQL instance, built when a recipe attaches to it (``uses_mysql``).
     mysql: StackMySqlArgs = field(default_factory=StackMySqlArgs)
+    # The parent stack (``org/db-recipes/<stack>``) whose databases this stack's are cloned from.
+    parent: str | None = None
 
     def args(self, recipe: str) -> Any:
         return self.recipe_args[recipe]
@@ -120,6 +123,15 @@ class StackConfig:
     def rotation_database(self) -> str:
         """The stack database secret-rotation rotates: the Aurora cluster when there is one."""
         return rotation_database(self.recipes)
+
+    @property
+    def cloned_databases(self) -> tuple[str, ...]:
+        """The stack databases a parent's are cloned into (PARENT_OUTPUTS keys); the rest is created fresh."""
+        if self.parent is None:
+            return ()
+        wanted = {"aurora-serverless": "aurora-serverless" in self.recipes, "mysql": self.uses_mysql,
+                  "dynamodb-autoscaling": "dynamodb-autoscaling" in self.recipes}
+        return tuple(name for name in PARENT_OUTPUTS if wanted[name])
 
     @property
     def uses_mysql(self) -> bool:
@@ -186,6 +198,7 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
             raise ConfigError(f"{NAMESPACE}:branch: {err}") from None
     retention = from_mapping(_Retention, {"value": values.get("log-retention-days")},
                              f"{NAMESPACE}:log-retention-days").value
+    parent = _parent(values.get("parent"), stack, recipe_args, mysql)
     return StackConfig(
         stack=naming.validate_stack_name(stack),
         region=region or DEFAULT_REGION,
@@ -196,7 +209,27 @@ def parse_config(raw: Mapping[str, Any], *, stack: str, region: str | None = Non
         recipe_args=recipe_args,
         log_retention_days=retention,
         mysql=mysql,
+        parent=parent,
     )
+
+
+_QUALIFIED_STACK = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]{1,100}$")
+
+
+def _parent(value: Any, stack: str, recipe_args: Mapping[str, Any], mysql: StackMySqlArgs) -> str | None:
+    """The parent stack's qualified name (org/project/stack); a clone says where its databases come from."""
+    if value is None or value == "":
+        return None
+    path = f"{NAMESPACE}:parent"
+    if not isinstance(value, str) or not _QUALIFIED_STACK.match(value):
+        raise ConfigError(f"{path}: a stack name like organization/{PROJECT}/staging-1a2b3c4d, got {str(value)[:80]!r}")
+    if value.rsplit("/", 1)[-1] == stack:
+        raise ConfigError(f"{path}: stack {stack} cannot be its own parent")
+    for name, restore in (("aurora-serverless", recipe_args["aurora-serverless"].restore), ("mysql", mysql.restore)):
+        if restore is not None:
+            raise ConfigError(f"{NAMESPACE}:{name}.restore: the database is cloned from the parent stack {value}; "
+                              "give a restore or a parent, not both")
+    return value
 
 
 @dataclass(frozen=True)
@@ -410,6 +443,7 @@ def build(config: StackConfig, provider_settings: ProviderSettings | None = None
         placement={"namer": namer, "ephemeral": config.ephemeral, "vpc_id": network.vpc_id,
                    "subnet_ids": network.private_subnet_ids} if network else {},
         client_security_group_ids=[network.app_security_group_id] if network else [],
+        parent=ParentDatabases(config.parent, opts=opts) if config.cloned_databases else None,
     )
     ctx = _Build(config=config, namer=namer, opts=opts, databases=databases, network=network)
     outputs: dict[str, Any] = {}
@@ -614,6 +648,7 @@ def _build_dynamodb(ctx: _Build, args: DynamoDbAutoscalingArgs) -> dict[str, Any
         namer=ctx.namer,
         ephemeral=ctx.config.ephemeral,
         stack_key=ctx.key(args.kms_key_arn),
+        restore_source=ctx.databases.parent.table_name() if ctx.databases.parent else None,
         opts=ctx.opts,
     )
     ctx.built["dynamodb-autoscaling"] = table

@@ -143,9 +143,9 @@ def test_ls_text_and_json(project: FakeAutomation) -> None:
     text = run("ls")
     assert text.exit_code == 0, text.output
     lines = text.stdout.splitlines()
-    assert lines[0].split() == ["STACK", "BRANCH", "AGE", "EXPIRES", "IN", "RESOURCES", "LAST", "STATE", "SLEEP",
-                                "COST/MO"]
-    assert lines[2].split() == ["old-1", "old", "3d2h", "-2h0m", "4", "succeeded", "expired", "awake", "-"]
+    assert lines[0].split() == ["STACK", "BRANCH", "PARENT", "CLONED", "AGE", "EXPIRES", "IN", "RESOURCES", "LAST",
+                                "STATE", "SLEEP", "COST/MO"]
+    assert lines[2].split() == ["old-1", "old", "-", "-", "3d2h", "-2h0m", "4", "succeeded", "expired", "awake", "-"]
     data = json.loads(run("ls", "--json").stdout)
     assert [row["stack"] for row in data] == ["new-1", "old-1"] and data[1]["expired"] is True
 

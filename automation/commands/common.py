@@ -51,6 +51,11 @@ WaitOption = Annotated[
     bool, typer.Option("--wait", help="If the stack is locked by another update, retry with backoff (up to 15 min).")
 ]
 ShowSecretsOption = Annotated[bool, typer.Option("--show-secrets", help="Print secret outputs in plain text.")]
+_PARENT_HELP = ("Clone the databases of this environment (a branch, e.g. staging): Aurora copy-on-write, RDS "
+                "point-in-time, DynamoDB restore (also DBENV_PARENT, `parent` in dbenv.toml).")
+# --parent everywhere; --from too where it names nothing else (policy check --from is a resource file).
+ParentOption = Annotated[str | None, typer.Option("--parent", "--from", help=_PARENT_HELP)]
+PolicyParentOption = Annotated[str | None, typer.Option("--parent", help=_PARENT_HELP)]
 
 
 def env_settings(**flags: Any) -> Settings:

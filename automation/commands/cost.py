@@ -14,6 +14,7 @@ from automation.commands.common import (
     ConfigOption,
     DurableOption,
     JsonOption,
+    ParentOption,
     RecipesOption,
     TargetOption,
     env_settings,
@@ -78,6 +79,7 @@ def cost(
     config: ConfigOption = None,
     target: TargetOption = None,
     durable: DurableOption = None,
+    parent: ParentOption = None,
     usage: UsageOption = None,
     against: Annotated[
         Path | None, typer.Option("--against", help="A `dbenv cost --json` of the base branch: print a Markdown "
@@ -89,12 +91,16 @@ def cost(
 
     Idle (deployed, no traffic) and with a usage profile (--usage; the keys are in the README);
     resources the price table does not know are listed as not priced, never counted as zero.
+    With --from PARENT a clone is priced by what it adds: an Aurora copy-on-write clone shares the
+    parent's storage until it writes (0 GB idle; the usage profile's aurora_storage_gb is what it
+    writes), a restored RDS instance and DynamoDB table pay their own storage.
 
     Example: dbenv cost --branch feature/x --recipes all --usage dbenv-usage.yml --json
     """
     from automation import cost as pricing
 
-    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable)
+    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
+                            parent=parent)
     base = _read_estimate(against) if against is not None else None
     profile = load_usage(usage, settings)
     prepared = prepare(settings, check_engine=False)

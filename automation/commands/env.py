@@ -17,6 +17,7 @@ from automation.commands.common import (
     ConfigOption,
     DurableOption,
     JsonOption,
+    ParentOption,
     RecipesOption,
     ShowSecretsOption,
     TargetOption,
@@ -39,13 +40,16 @@ def plan(
     config: ConfigOption = None,
     target: TargetOption = None,
     durable: DurableOption = None,
+    parent: ParentOption = None,
     no_cost: Annotated[bool, typer.Option("--no-cost", help="Leave out the monthly cost column and summary.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show what a branch's stack would create, offline: no Pulumi CLI, no credentials, no network.
 
     The same settings as `dbenv up` (flags, DBENV_*, dbenv.toml); --target aws plans the branch stack
-    on the shared stack's network, whose outputs are shown as placeholders. The tree carries each
+    on the shared stack's network, whose outputs are shown as placeholders; --from PARENT plans the
+    clones of the parent's databases, the parent assumed to exist (its identifiers are placeholders,
+    and the lines at the end say what each clone keeps from it). The tree carries each
     resource's idle monthly cost and ends with a cost summary (`dbenv cost` has the details and
     --json); --no-cost leaves both out.
 
@@ -53,7 +57,8 @@ def plan(
     """
     from automation import plan as planning
 
-    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable)
+    settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
+                            parent=parent)
     prepared = prepare(settings, check_engine=False)
     try:
         result = planning.build_plan(prepared.config, stack=prepared.stack)
@@ -76,6 +81,7 @@ def up(
     ttl: TtlOption = None,
     target: TargetOption = None,
     durable: DurableOption = None,
+    parent: ParentOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Deploy without asking.")] = False,
     wait: WaitOption = False,
     budget: cost_cmd.BudgetOption = None,
@@ -96,12 +102,18 @@ def up(
     The stack is tagged branch, created-at, expires-at (now + --ttl, renewed on every up), ephemeral,
     owner and commit. With --target local (the default) a moto server is started if needed.
 
-    Example: dbenv up --branch feature/x --recipes aurora-serverless,dynamodb-autoscaling --ttl 24h --yes
+    With --from PARENT (or `parent` in dbenv.toml) the branch's databases are created from the parent
+    environment's: an Aurora copy-on-write clone, an RDS MySQL point-in-time restore, a DynamoDB
+    restore, each at the latest restorable time; post_clone then runs once on the clone. A parent that
+    does not exist, lacks a database or runs another engine major is refused (exit 2) before anything
+    is created; the stack is also tagged parent and cloned-at.
+
+    Example: dbenv up --branch feature/x --from staging --recipes aurora-serverless,dynamodb-autoscaling --yes
     """
     from automation import environments as envs
 
     settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, ttl=ttl, durable=durable,
-                            budget=budget, migrate=migrate,
+                            parent=parent, budget=budget, migrate=migrate,
                             post_clone=[str(p) for p in post_clone] if post_clone else None,
                             seed=[str(p) for p in seed] if seed else None)
     prepared = prepare(settings)
@@ -121,8 +133,9 @@ def up(
                                "outputs": outputs}, indent=2))
         return
     tags = outcome.tags
+    cloned = f"; cloned from {tags[envs.TAG_PARENT]} at {tags.get(envs.TAG_CLONED)}" if envs.TAG_PARENT in tags else ""
     typer.echo(f"stack {outcome.stack} (branch {outcome.branch}): {outcome.result}; "
-               f"expires {tags.get(envs.TAG_EXPIRES)}")
+               f"expires {tags.get(envs.TAG_EXPIRES)}{cloned}")
     print_outputs(outputs)
 
 
@@ -132,6 +145,7 @@ def preview(
     config: ConfigOption = None,
     target: TargetOption = None,
     durable: DurableOption = None,
+    parent: ParentOption = None,
     wait: WaitOption = False,
     budget: cost_cmd.BudgetOption = None,
     over_budget: cost_cmd.OverBudgetOption = False,
@@ -144,7 +158,7 @@ def preview(
     Example: dbenv preview --branch feature/x --recipes all
     """
     settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
-                            budget=budget)
+                            parent=parent, budget=budget)
     prepared = prepare(settings)
     require_project(settings)
     cost_cmd.budget_gate(prepared, settings, over_budget)
@@ -190,12 +204,14 @@ def down(
 
 
 def list_environments(target: TargetOption = None, as_json: JsonOption = False) -> None:
-    """List every environment: branch, age, expiry, resources, last result, state, asleep/awake, monthly cost.
+    """List every environment: branch, parent and clone time, age, expiry, resources, last result, state,
+    asleep/awake, monthly cost.
 
     The cost is the estimate `dbenv up` recorded: idle while awake, what still bills while asleep.
 
     Example: dbenv ls --json
     """
+    from automation import environments as envs
     from automation import workspace
 
     settings = env_settings(target=target)
@@ -207,12 +223,15 @@ def list_environments(target: TargetOption = None, as_json: JsonOption = False) 
     if not infos:
         typer.echo("no environments")
         return
-    rows = [("STACK", "BRANCH", "AGE", "EXPIRES IN", "RESOURCES", "LAST", "STATE", "SLEEP", "COST/MO")]
+    rows = [("STACK", "BRANCH", "PARENT", "CLONED", "AGE", "EXPIRES IN", "RESOURCES", "LAST", "STATE", "SLEEP",
+             "COST/MO")]
     for info in infos:
         expires = workspace.format_duration(info.expires_at - info.now) if info.expires_at else "-"
         state = ",".join(s for s, on in (("expired", info.expired), ("locked", info.locked),
                                          ("durable", not info.ephemeral)) if on) or "ok"
-        rows.append((info.stack, info.branch or "-", workspace.format_duration(info.age) if info.age else "-",
+        cloned = envs.format_time(info.cloned_at) if info.cloned_at else "-"
+        rows.append((info.stack, info.branch or "-", info.parent or "-", cloned,
+                     workspace.format_duration(info.age) if info.age else "-",
                      expires, str(info.resource_count if info.resource_count is not None else "-"),
                      info.last_result or "-", state, info.to_json()["sleep"],
                      _money(info.to_json()["monthly_cost"])))

@@ -15,6 +15,7 @@ from automation.commands.common import (
     ConfigOption,
     DurableOption,
     JsonOption,
+    PolicyParentOption,
     RecipesOption,
     TargetOption,
     env_settings,
@@ -37,6 +38,7 @@ def policy_check(
     config: ConfigOption = None,
     target: TargetOption = None,
     durable: DurableOption = None,
+    parent: PolicyParentOption = None,
     from_file: Annotated[
         Path | None,
         typer.Option("--from", help='Check this JSON file ({"resources": [...]}, the `dbenv plan --json` shape) '
@@ -51,7 +53,8 @@ def policy_check(
 ) -> None:
     """Run the policy pack over the analyzer protocol against the offline plan: no credentials, no Pulumi CLI.
 
-    The stack is planned from the same settings as `dbenv up` (flags, DBENV_*, dbenv.toml).
+    The stack is planned from the same settings as `dbenv up` (flags, DBENV_*, dbenv.toml); a branch
+    cloned from a parent environment is checked with --parent PARENT (here --from names a resource file).
     Exit codes: 0 no mandatory violation, 1 a mandatory violation remains, 2 bad input,
     3 the policy pack itself failed (it could not start, died, or its RPCs failed).
 
@@ -60,11 +63,13 @@ def policy_check(
     from automation import plan as planning
     from automation import policy_check as checking
 
-    if from_file is not None and (branch or recipes or config or target or durable is not None):
-        fail("--from checks a resource file: leave out --branch, --recipes, --config, --target and --durable")
+    if from_file is not None and (branch or recipes or config or target or durable is not None or parent):
+        fail("--from checks a resource file: leave out --branch, --recipes, --config, --target, --durable and "
+             "--parent (here the parent environment is --parent; --from names a resource file)")
     prepared = None
     if from_file is None:
-        settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable)
+        settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
+                                parent=parent)
         prepared = prepare(settings, check_engine=False)
     config_path = policy_config or checking.DEFAULT_POLICY_CONFIG
     try:
