@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+if TYPE_CHECKING:
+    from automation.environments import Environments, Prepared
+    from automation.local_aws import LocalAws
+    from automation.workspace import Settings
+
+T = TypeVar("T")
+
 # 0 ok, 1 the work failed (engine error, mandatory violation), 2 bad input (nothing touched),
 # 3 the tool itself failed (the policy pack process died, an internal error).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TOOL = 0, 1, 2, 3
@@ -23,20 +30,6 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="A Pulumi stack config YAML (Pulumi.<stack>.yaml).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """One clear line on stderr and the exit code; never a traceback."""
-    typer.echo(f"dbenv: {message}", err=True)
-    raise typer.Exit(code)
-
-
-T = TypeVar("T")
-
-if TYPE_CHECKING:
-    from automation.environments import Environments, Prepared
-    from automation.local_aws import LocalAws
-    from automation.workspace import Settings
-
 TargetOption = Annotated[
     str | None, typer.Option("--target", "-t", help="local (a moto server on 127.0.0.1) or aws; default from dbenv.toml.")
 ]
@@ -56,6 +49,12 @@ _PARENT_HELP = ("Clone the databases of this environment (a branch, e.g. staging
 # --parent everywhere; --from too where it names nothing else (policy check --from is a resource file).
 ParentOption = Annotated[str | None, typer.Option("--parent", "--from", help=_PARENT_HELP)]
 PolicyParentOption = Annotated[str | None, typer.Option("--parent", help=_PARENT_HELP)]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """One clear line on stderr and the exit code; never a traceback."""
+    typer.echo(f"dbenv: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def env_settings(**flags: Any) -> Settings:
@@ -141,8 +140,7 @@ def confirm_deploy(prepared: Prepared, settings: Settings, yes: bool) -> None:
         fail("not deployed", EXIT_FAILED)
 
 
-def local_server() -> LocalAws:
+def local_server(settings: Settings | None = None) -> LocalAws:
     from automation.local_aws import LocalAws
 
-    settings = env_settings()
-    return LocalAws(settings.local_dir)
+    return LocalAws((settings or env_settings()).local_dir)

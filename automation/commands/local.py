@@ -15,12 +15,9 @@ from automation.commands.common import (
     local_server,
     require_project,
 )
-from automation.local_aws import LocalAws
 
 app = typer.Typer(name="local", help="The local AWS endpoint (a moto server on 127.0.0.1) for --target local.\n\n"
-                             "Example: dbenv local start --port 4566",
-                        no_args_is_help=True)
-
+                  "Example: dbenv local start --port 4566", no_args_is_help=True)
 
 
 @app.command("start")
@@ -37,7 +34,7 @@ def local_start(
 
     settings = env_settings()
     require_project(settings)
-    server = LocalAws(settings.local_dir)
+    server = local_server(settings)
     try:
         status = server.start(port=port)
     except PortUnavailable as err:
