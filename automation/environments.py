@@ -32,6 +32,10 @@ TAG_BRANCH, TAG_CREATED, TAG_EXPIRES = "branch", "created-at", "expires-at"
 TAG_EPHEMERAL, TAG_OWNER, TAG_COMMIT, TAG_NETWORK = "ephemeral", "owner", "commit", "network"
 # A clone's parent environment (its branch) and when its databases were cloned from it.
 TAG_PARENT, TAG_CLONED = "parent", "cloned-at"
+# Whether the branch's databases sleep (automation.sleep), and the monthly estimate `dbenv up` recorded.
+TAG_SLEEP, TAG_SLEPT_AT, TAG_AWAKE_SINCE = "sleep-state", "slept-at", "awake-since"
+TAG_COST_IDLE, TAG_COST_ASLEEP = "cost-idle", "cost-asleep"
+ASLEEP, AWAKE = "asleep", "awake"
 _PROTECTED = re.compile(r"^(main|master|production|staging|prod.*)$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 LOCK_WAIT_DEFAULT = timedelta(minutes=15)
@@ -424,6 +428,15 @@ class EnvInfo:
         return parse_time(self.tags.get(TAG_CLONED))
 
     @property
+    def sleep_state(self) -> str:
+        return self.tags.get(TAG_SLEEP, AWAKE)
+
+    @property
+    def monthly_cost(self) -> float | None:
+        """What still bills: the idle estimate while awake, the asleep one while asleep."""
+        return _tag_money(self.tags.get(TAG_COST_ASLEEP if self.sleep_state == ASLEEP else TAG_COST_IDLE))
+
+    @property
     def expired(self) -> bool:
         return self.ephemeral and self.expires_at is not None and self.expires_at <= self.now
 
@@ -443,9 +456,8 @@ class EnvInfo:
             "last_update": format_time(self.last_update) if self.last_update else None,
             "parent": self.parent,
             "cloned_at": format_time(self.cloned_at) if self.cloned_at else None,
-            "sleep": self.tags.get("sleep-state", "awake"),
-            "monthly_cost": _tag_money(self.tags.get("cost-asleep" if self.tags.get("sleep-state") == "asleep"
-                                                     else "cost-idle")),
+            "sleep": self.sleep_state,
+            "monthly_cost": self.monthly_cost,
         }
 
 

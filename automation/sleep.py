@@ -24,10 +24,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from automation import environments as envs
+from automation.environments import (
+    ASLEEP,
+    AWAKE,
+    TAG_AWAKE_SINCE,
+    TAG_COST_ASLEEP,
+    TAG_COST_IDLE,
+    TAG_SLEEP,
+    TAG_SLEPT_AT,
+)
 
-TAG_SLEEP, TAG_SLEPT_AT, TAG_AWAKE_SINCE = "sleep-state", "slept-at", "awake-since"
-TAG_COST_IDLE, TAG_COST_ASLEEP = "cost-idle", "cost-asleep"
-ASLEEP, AWAKE = "asleep", "awake"
 WAKE_TIMEOUT = timedelta(minutes=30)
 POLL_SECONDS = 15.0
 

@@ -233,8 +233,7 @@ def list_environments(target: TargetOption = None, as_json: JsonOption = False) 
         rows.append((info.stack, info.branch or "-", info.parent or "-", cloned,
                      workspace.format_duration(info.age) if info.age else "-",
                      expires, str(info.resource_count if info.resource_count is not None else "-"),
-                     info.last_result or "-", state, info.to_json()["sleep"],
-                     _money(info.to_json()["monthly_cost"])))
+                     info.last_result or "-", state, info.sleep_state, _money(info.monthly_cost)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -335,7 +334,6 @@ def cancel(
     service = common.environments(settings)
     engine_call("cancel", lambda _: service.cancel(name), display=False)
     typer.echo(f"stack {name}: lock cleared")
-
 
 
 def install_pulumi(
