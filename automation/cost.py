@@ -19,7 +19,7 @@ security groups, subnets, aliases, ...) are listed in ``FREE_TYPES``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -199,7 +199,6 @@ class Component:
     unit: str
     quantity: dict[str, float]
     price: Price | None
-    price_key: str
 
     def monthly(self, scenario: str) -> float:
         return 0.0 if self.price is None else self.quantity[scenario] * self.price.usd
@@ -296,7 +295,7 @@ class _Context:
     def component(self, name: str, unit: str, key: str, idle: float, usage: float | None = None,
                   asleep: float | None = None) -> Component:
         return Component(name, unit, {"idle": idle, "usage": idle if usage is None else usage,
-                                      "asleep": idle if asleep is None else asleep}, self.price(key), key)
+                                      "asleep": idle if asleep is None else asleep}, self.price(key))
 
     def awake_hours(self, resource: PlannedResource) -> float:
         return min(self.usage.get(resource.name, "hours_awake"), self.hours)
@@ -837,8 +836,3 @@ def usage_template() -> str:
         lines.append(f"{key}: {default:g}")
     lines += ["", "# resources:", "#   aurora-instance-0: {aurora_active_hours: 160, aurora_average_acu: 1.5}"]
     return "\n".join(lines) + "\n"
-
-
-def keys_table() -> Iterable[tuple[str, float, str]]:
-    return ((key, default, meaning) for key, (default, meaning) in USAGE_KEYS.items())
-

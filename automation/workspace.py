@@ -233,7 +233,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sleep_after", "12h", "DBENV_SLEEP_AFTER", "`dbenv reap` sleeps a branch idle this long since its "
             "last up/wake", _duration),
 )
-SETTING_KEYS = tuple(s.key for s in SETTINGS)
 FILE_KEYS = tuple(s.key for s in SETTINGS if s.in_file)
 
 

@@ -43,8 +43,6 @@ from components.rds_proxy import DEFAULT_MYSQL_LOG_EXPORTS, check_mysql_instance
 # lets an existing stack keep that key (and the cluster encrypted with it) instead of replacing them.
 STACK_KEY_NAME = "stack-key"
 _FORMER_AURORA_KEY = ("aurora-key", "aws:kms/key:Key", "aurora", "db-recipes:aurora:ServerlessPostgres")
-# How a recipe reaches its database: the stack's shared one, or one of its own (the former layout).
-DATABASE_CHOICES = ("stack", "own")
 # The StackReference to the parent stack, and the outputs of the parent a clone reads.
 PARENT_REFERENCE = "parent"
 PARENT_OUTPUTS: dict[str, tuple[str, ...]] = {

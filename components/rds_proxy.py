@@ -63,7 +63,6 @@ from components.parts import (
     MYSQL_DEFAULT_VERSION,
     MYSQL_ENGINE,
     MYSQL_LOG_EXPORTS,
-    MYSQL_MAJORS,
     MYSQL_PAST_STANDARD_SUPPORT,
     MYSQL_PORT,
     DatabaseRef,
@@ -92,7 +91,6 @@ FAMILY_PORTS = {"MYSQL": MYSQL_PORT, "POSTGRESQL": 5432}
 # How clients authenticate to the proxy: RDS's defaults per engine (RDS API UserAuthConfig,
 # ClientPasswordAuthType), stated so that no later default change shows as a diff.
 CLIENT_PASSWORD_AUTH = {"MYSQL": "MYSQL_CACHING_SHA2_PASSWORD", "POSTGRESQL": "POSTGRES_SCRAM_SHA_256"}
-DATABASE_CHOICES = ("stack", "aurora", "own")
 CLIENT_NOTE_POSTGRESQL = (
     "no client function: functions/proxy_client speaks MySQL only; connect with psql through "
     "proxy_endpoint using an IAM token (aws rds generate-db-auth-token) as the password, sslmode=verify-full"
@@ -100,7 +98,6 @@ CLIENT_NOTE_POSTGRESQL = (
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
 _SECURITY_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
 _RESOURCE_ID = re.compile(r"(db|cluster)-[A-Z0-9]+")
-SUPPORTED_MAJORS = MYSQL_MAJORS
 AUTH_SCHEMES = ("NONE", "IAM_AUTH")
 # The only filter RDS Proxy knows (MySQL family): SET statements no longer pin a session.
 PINNING_FILTERS = ("EXCLUDE_VARIABLE_SETS",)
