@@ -15,7 +15,7 @@ stack's databases (``ParentDatabases``: a branch made with ``dbenv up --from sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
@@ -24,20 +24,18 @@ import pulumi_aws as aws
 from components.aurora_serverless import AuroraServerlessArgs, AuroraServerlessPostgres
 from components.naming import Namer
 from components.parts import (
-    MYSQL_DEFAULT_VERSION,
     MYSQL_ENGINE,
     MYSQL_PORT,
     CloneSource,
     DatabaseRef,
-    MySqlOptions,
-    ObservabilityArgs,
+    MySqlInstanceArgs,
     RestoreArgs,
     admin_password,
     admin_secret,
     customer_key,
     encrypted_mysql,
+    managed_secret_arn,
 )
-from components.rds_proxy import DEFAULT_MYSQL_LOG_EXPORTS, check_mysql_instance, managed_secret_arn
 
 # The stack key's logical name, and the one it had when the Aurora cluster owned it: the alias
 # lets an existing stack keep that key (and the cluster encrypted with it) instead of replacing them.
@@ -91,35 +89,17 @@ class ParentDatabases:
 
 
 @dataclass(frozen=True)
-class StackMySqlArgs:
+class StackMySqlArgs(MySqlInstanceArgs):
     """The stack's RDS MySQL instance (config ``db-recipes:mysql``), created when a recipe uses it."""
 
-    engine_version: str = MYSQL_DEFAULT_VERSION
-    # None: open-source-rds-extended-support-disabled where the major allows it.
-    engine_lifecycle_support: str | None = None
-    instance_class: str = "db.t4g.micro"
-    allocated_storage: int = 20
-    database_name: str = "app"
-    master_username: str = "dbadmin"
     # managed: RDS keeps the master password in Secrets Manager; secret: a generated one in a JSON
     # secret of this stack (what DMS and secret-rotation's function read). None: secret when DMS
     # writes into the instance or the rotation function rotates it, else managed.
     credentials: Literal["managed", "secret"] | None = None
-    # An existing customer-managed key; None: the stack's key.
-    kms_key_arn: str | None = None
     # Security groups besides the app tier whose members may reach the instance.
     allowed_security_group_ids: tuple[str, ...] = ()
-    # None: 1 day for ephemeral stacks, 7 for durable ones.
-    backup_retention_days: int | None = None
-    # DB parameter overrides on top of require_secure_transport=ON.
-    parameters: dict[str, str] | None = None
-    log_exports: tuple[str, ...] = DEFAULT_MYSQL_LOG_EXPORTS
-    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
     # Create the instance from a snapshot or as a point-in-time restore of another instance.
     restore: RestoreArgs | None = None
-
-    def __post_init__(self) -> None:
-        check_mysql_instance(self)
 
 
 def stack_key(namer: Namer, *, ephemeral: bool, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
@@ -180,7 +160,7 @@ class StackMySql(pulumi.ComponentResource):
                 description="MySQL from a client tier", opts=child)
         managed = args.credentials != "secret"
         password = None if managed else admin_password(f"{name}-master-password", opts=child)
-        retention = args.backup_retention_days or (1 if ephemeral else 7)
+        retention = args.backup_days(ephemeral)
         self.instance = encrypted_mysql(
             f"{name}-instance",
             identifier=identifier,
@@ -198,11 +178,7 @@ class StackMySql(pulumi.ComponentResource):
             backup_retention_days=retention,
             parameter_group_name=namer.rds(name, "params"),
             monitoring_role_name=namer.iam_role(name, "monitoring"),
-            options=MySqlOptions(
-                engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
-                log_exports=args.log_exports, log_retention_days=log_retention_days,
-                observability=args.observability, restore=args.restore, clone=clone,
-            ),
+            options=args.options(log_retention_days, restore=args.restore, clone=clone),
             opts=child,
         )
         ready: list[pulumi.Resource] = [self.instance]

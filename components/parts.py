@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
+
+if TYPE_CHECKING:
+    from components.naming import Namer
 
 MYSQL_ENGINE = "mysql"
 MYSQL_PORT = 3306
@@ -488,6 +491,77 @@ class MySqlOptions:
 # SSL/TLS for all connections to a MySQL DB instance": require_secure_transport).
 MYSQL_TLS_PARAMETERS = {"require_secure_transport": "ON"}
 MYSQL_LOG_EXPORTS = ("audit", "error", "general", "slowquery", "iam-db-auth-error")
+DEFAULT_MYSQL_LOG_EXPORTS = ("error", "iam-db-auth-error")
+
+
+@dataclass(frozen=True)
+class MySqlInstanceArgs:
+    """The settings every RDS MySQL instance config of the project shares: the stack's MySQL
+    (``StackMySqlArgs``) and the instances of ``database: own`` in rds-proxy and secret-rotation."""
+
+    engine_version: str = MYSQL_DEFAULT_VERSION
+    # None: open-source-rds-extended-support-disabled where the major allows it.
+    engine_lifecycle_support: str | None = None
+    instance_class: str = "db.t4g.micro"
+    allocated_storage: int = 20
+    database_name: str = "app"
+    master_username: str = "dbadmin"
+    # An existing customer-managed KMS key; None: the stack's key, or a new one of the recipe's own.
+    kms_key_arn: str | None = None
+    # None: 1 day for ephemeral stacks, 7 for durable ones.
+    backup_retention_days: int | None = None
+    # DB parameter overrides on top of require_secure_transport=ON.
+    parameters: dict[str, str] | None = None
+    log_exports: tuple[str, ...] = DEFAULT_MYSQL_LOG_EXPORTS
+    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
+
+    def __post_init__(self) -> None:
+        check_lifecycle(self.engine_lifecycle_support, mysql_major(self.engine_version), MYSQL_PAST_STANDARD_SUPPORT)
+        check_parameters(self.parameters or {})
+        bad = sorted(set(self.log_exports) - set(MYSQL_LOG_EXPORTS))
+        if bad:
+            raise ValueError(f"log_exports: unknown log {bad[0]!r} (allowed: {', '.join(MYSQL_LOG_EXPORTS)})")
+        if not self.instance_class.startswith("db."):
+            raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {self.instance_class!r}")
+        check_range("allocated_storage", self.allocated_storage, 20, 65536, "GiB")
+        if self.backup_retention_days is not None:
+            check_range("backup_retention_days", self.backup_retention_days, 1, 35)
+        check_sql_identifier("database_name", self.database_name, 64)
+        check_sql_identifier("master_username", self.master_username, 16)
+        check_kms_key_ref(self.kms_key_arn)
+
+    def backup_days(self, ephemeral: bool) -> int:
+        return self.backup_retention_days or (1 if ephemeral else 7)
+
+    def options(self, log_retention_days: int, *, restore: RestoreArgs | None = None,
+                clone: CloneSource | None = None) -> MySqlOptions:
+        return MySqlOptions(
+            engine_lifecycle_support=self.engine_lifecycle_support, parameters=self.parameters,
+            log_exports=self.log_exports, log_retention_days=log_retention_days,
+            observability=self.observability, restore=restore, clone=clone,
+        )
+
+
+def check_range(field: str, value: int, low: int, high: int, note: str = "") -> None:
+    if not low <= value <= high:
+        extra = f" ({note})" if note else ""
+        raise ValueError(f"{field}: must be {low}..{high}{extra}, got {value}")
+
+
+def check_sql_identifier(field: str, value: str, max_len: int) -> None:
+    # MySQL allows more, but these names end up unquoted in SQL, connection strings and IAM ARNs.
+    if not (value.isascii() and value.isidentifier() and value[0].isalpha() and len(value) <= max_len):
+        raise ValueError(f"{field}: 1-{max_len} ASCII letters, digits and '_', letter first, got {value!r}")
+    if value.lower() == "rdsadmin":
+        raise ValueError(f"{field}: 'rdsadmin' is reserved by RDS; choose another name")
+
+
+def managed_secret_arn(secrets: Any) -> str:
+    """The ARN of an instance's RDS-managed master secret (its ``master_user_secrets`` output)."""
+    if not secrets:
+        raise ValueError("the instance reports no RDS-managed master secret")
+    first = secrets[0]
+    return first["secret_arn"] if isinstance(first, dict) else first.secret_arn
 
 
 def mysql_settings(name: str, *, identifier: str, engine_version: str, options: MySqlOptions,
@@ -582,6 +656,53 @@ def encrypted_mysql(
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             depends_on=waits_for, ignore_changes=list(RESTORE_IGNORE_CHANGES) if restored else None)),
         **extra,
+    )
+
+
+def own_mysql(
+    name: str,
+    component: str,
+    args: MySqlInstanceArgs,
+    *,
+    namer: Namer,
+    identifier: str,
+    password: random.RandomPassword | None,
+    kms_key_arn: pulumi.Input[str],
+    subnet_ids: pulumi.Input[Any],
+    security_group_id: pulumi.Input[str],
+    ephemeral: bool,
+    log_retention_days: int,
+    restore: RestoreArgs | None = None,
+    opts: pulumi.ResourceOptions,
+) -> aws.rds.Instance:
+    """A recipe's own RDS MySQL instance (``database: own``) in its own subnet group, named after
+    ``component`` (the recipe's prefix: proxy, rotation)."""
+    subnet_group = aws.rds.SubnetGroup(
+        f"{name}-subnets",
+        name=namer.rds(component, "subnets"),
+        description=f"Private subnets of {identifier}",
+        subnet_ids=subnet_ids,
+        opts=opts,
+    )
+    return encrypted_mysql(
+        f"{name}-mysql",
+        identifier=identifier,
+        final_snapshot_identifier=namer.rds(component, "mysql", "final"),
+        engine_version=args.engine_version,
+        instance_class=args.instance_class,
+        allocated_storage=args.allocated_storage,
+        db_name=args.database_name,
+        username=args.master_username,
+        password=None if password is None else password.result,
+        kms_key_arn=kms_key_arn,
+        subnet_group_name=subnet_group.name,
+        security_group_ids=[security_group_id],
+        ephemeral=ephemeral,
+        backup_retention_days=args.backup_days(ephemeral),
+        parameter_group_name=namer.rds(component, "mysql", "params"),
+        monitoring_role_name=namer.iam_role(component, "monitoring"),
+        options=args.options(log_retention_days, restore=restore),
+        opts=opts,
     )
 
 

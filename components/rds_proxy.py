@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
@@ -60,24 +60,20 @@ from components.packaging import (
 )
 from components.parts import (
     EPHEMERAL_LOG_DAYS,
-    MYSQL_DEFAULT_VERSION,
     MYSQL_ENGINE,
-    MYSQL_LOG_EXPORTS,
-    MYSQL_PAST_STANDARD_SUPPORT,
     MYSQL_PORT,
     DatabaseRef,
-    MySqlOptions,
-    ObservabilityArgs,
+    MySqlInstanceArgs,
     RestoreArgs,
     admin_password,
     check_kms_key_ref,
-    check_lifecycle,
-    check_parameters,
+    check_range,
+    check_sql_identifier,
     customer_key,
-    encrypted_mysql,
     key_arn,
     log_groups,
-    mysql_major,
+    managed_secret_arn,
+    own_mysql,
 )
 
 ENGINE = MYSQL_ENGINE
@@ -101,7 +97,6 @@ _RESOURCE_ID = re.compile(r"(db|cluster)-[A-Z0-9]+")
 AUTH_SCHEMES = ("NONE", "IAM_AUTH")
 # The only filter RDS Proxy knows (MySQL family): SET statements no longer pin a session.
 PINNING_FILTERS = ("EXCLUDE_VARIABLE_SETS",)
-DEFAULT_MYSQL_LOG_EXPORTS = ("error", "iam-db-auth-error")
 FUNCTION_NAME = "proxy_client"
 PROXY_QUOTA_PER_REGION = 20
 QUOTA_NOTE = (
@@ -123,7 +118,7 @@ class ProxyUserArgs:
     secret_kms_key_arn: str | None = None
 
     def __post_init__(self) -> None:
-        check_identifier("username", self.username, 32)
+        check_sql_identifier("username", self.username, 32)
         if self.secret_arn is not None and ":secretsmanager:" not in self.secret_arn:
             raise ValueError(f"secret_arn: a Secrets Manager secret ARN, got {self.secret_arn!r}")
         check_kms_key_ref(self.secret_kms_key_arn, "secret_kms_key_arn")
@@ -159,7 +154,7 @@ class ProxyTargetArgs:
         check_rds_identifier("db_cluster_identifier" if aurora else "db_instance_identifier", given[0])
         check_security_group_ids(self.security_group_ids, "the proxy", required=True)
         if self.database_name is not None:
-            check_identifier("database_name", self.database_name, 64)
+            check_sql_identifier("database_name", self.database_name, 64)
         if self.resource_id is not None:
             prefix = "cluster-" if aurora else "db-"
             if not _RESOURCE_ID.fullmatch(self.resource_id) or not self.resource_id.startswith(prefix):
@@ -176,22 +171,13 @@ class ProxyTargetArgs:
 
 
 @dataclass(frozen=True)
-class RdsProxyArgs:
+class RdsProxyArgs(MySqlInstanceArgs):
     # stack: front the stack's MySQL instance (db-recipes:mysql). aurora: the stack's Aurora
     # PostgreSQL cluster (db-recipes:aurora-serverless; it must keep min_capacity > 0). own: a MySQL
-    # instance of this recipe, configured by the instance keys below (engine_version .. restore).
+    # instance of this recipe, configured by the instance keys (MySqlInstanceArgs, credentials, restore).
     database: Literal["stack", "aurora", "own"] = "stack"
-    engine_version: str = MYSQL_DEFAULT_VERSION
-    # None: open-source-rds-extended-support-disabled where the major allows it.
-    engine_lifecycle_support: str | None = None
-    instance_class: str = "db.t4g.micro"
-    allocated_storage: int = 20
-    database_name: str = "app"
-    master_username: str = "dbadmin"
     # managed: RDS keeps (and rotates) the master password in Secrets Manager; secret: a generated one.
     credentials: Literal["managed", "secret"] = "managed"
-    # An existing customer-managed KMS key; a new one is created when None.
-    kms_key_arn: str | None = None
     # Connection pool of the proxy's default target group.
     max_connections_percent: int = 90
     max_idle_connections_percent: int = 50
@@ -201,12 +187,6 @@ class RdsProxyArgs:
     allowed_security_group_ids: tuple[str, ...] = ()
     lambda_timeout: int = 30
     lambda_memory: int = 256
-    # None: 1 day for ephemeral stacks, 7 for durable ones.
-    backup_retention_days: int | None = None
-    # DB parameter overrides on top of require_secure_transport=ON.
-    parameters: dict[str, str] | None = None
-    log_exports: tuple[str, ...] = DEFAULT_MYSQL_LOG_EXPORTS
-    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
     # Create the instance from a snapshot or a point in time of another instance.
     restore: RestoreArgs | None = None
     # Users besides the master user, one secret each.
@@ -221,7 +201,7 @@ class RdsProxyArgs:
     target: ProxyTargetArgs | None = None
 
     def __post_init__(self) -> None:
-        check_mysql_instance(self)
+        super().__post_init__()
         self._check_target()
         if self.default_auth_scheme not in AUTH_SCHEMES:
             raise ValueError(f"default_auth_scheme: {self.default_auth_scheme!r} is not allowed "
@@ -242,13 +222,13 @@ class RdsProxyArgs:
             raise ValueError("session_pinning_filters: only MySQL targets have pinning filters; remove them")
         if self.init_query is not None and not self.init_query.strip():
             raise ValueError("init_query: empty; leave it unset instead")
-        _check_range("max_connections_percent", self.max_connections_percent, 1, 100)
-        _check_range("max_idle_connections_percent", self.max_idle_connections_percent, 0,
+        check_range("max_connections_percent", self.max_connections_percent, 1, 100)
+        check_range("max_idle_connections_percent", self.max_idle_connections_percent, 0,
                      self.max_connections_percent, "at most max_connections_percent")
-        _check_range("connection_borrow_timeout", self.connection_borrow_timeout, 0, 3600)
-        _check_range("idle_client_timeout", self.idle_client_timeout, 1, 28800)
-        _check_range("lambda_timeout", self.lambda_timeout, 3, 900)
-        _check_range("lambda_memory", self.lambda_memory, 128, 10240)
+        check_range("connection_borrow_timeout", self.connection_borrow_timeout, 0, 3600)
+        check_range("idle_client_timeout", self.idle_client_timeout, 1, 28800)
+        check_range("lambda_timeout", self.lambda_timeout, 3, 900)
+        check_range("lambda_memory", self.lambda_memory, 128, 10240)
 
     def _check_target(self) -> None:
         target = self.target
@@ -314,43 +294,6 @@ def check_aurora_for_proxy(min_capacity: float) -> None:
             "min_capacity: 0 (auto-pause), but rds-proxy fronts this cluster and a cluster with a proxy never "
             "pauses: it bills its minimum ACU all month and the proxy at least 8 ACU-hours every hour "
             "(see dbenv cost); set min_capacity to 0.5 or more, or point rds-proxy elsewhere")
-
-
-def check_mysql_instance(args: Any) -> None:
-    """The settings every RDS MySQL instance config of the project shares (the stack's MySQL, and
-    the own instances of rds-proxy and secret-rotation): engine, lifecycle, parameters, log exports,
-    class, storage, backups, names and key."""
-    check_lifecycle(args.engine_lifecycle_support, mysql_major(args.engine_version), MYSQL_PAST_STANDARD_SUPPORT)
-    check_parameters(args.parameters or {})
-    bad = sorted(set(args.log_exports) - set(MYSQL_LOG_EXPORTS))
-    if bad:
-        raise ValueError(f"log_exports: unknown log {bad[0]!r} (allowed: {', '.join(MYSQL_LOG_EXPORTS)})")
-    if not args.instance_class.startswith("db."):
-        raise ValueError(f"instance_class: an RDS class like 'db.t4g.micro', got {args.instance_class!r}")
-    _check_range("allocated_storage", args.allocated_storage, 20, 65536, "GiB")
-    if args.backup_retention_days is not None:
-        _check_range("backup_retention_days", args.backup_retention_days, 1, 35)
-    check_identifier("database_name", args.database_name, 64)
-    check_identifier("master_username", args.master_username, 16)
-    check_kms_key_arn(args.kms_key_arn)
-
-
-def _check_range(field: str, value: int, low: int, high: int, note: str = "") -> None:
-    if not low <= value <= high:
-        extra = f" ({note})" if note else ""
-        raise ValueError(f"{field}: must be {low}..{high}{extra}, got {value}")
-
-
-def check_identifier(field: str, value: str, max_len: int) -> None:
-    # MySQL allows more, but these names end up unquoted in SQL, connection strings and IAM ARNs.
-    if not (value.isascii() and value.isidentifier() and value[0].isalpha() and len(value) <= max_len):
-        raise ValueError(f"{field}: 1-{max_len} ASCII letters, digits and '_', letter first, got {value!r}")
-    if value.lower() == "rdsadmin":
-        raise ValueError(f"{field}: 'rdsadmin' is reserved by RDS; choose another name")
-
-
-def check_kms_key_arn(value: str | None) -> None:
-    check_kms_key_ref(value, "kms_key_arn")
 
 
 def assume_role_policy(service: str) -> str:
@@ -583,7 +526,12 @@ class DatabaseProxy(pulumi.ComponentResource):
                 self._name, args.kms_key_arn, alias=self._namer.kms_alias("proxy"), ephemeral=ephemeral,
                 description=f"RDS MySQL {label}: storage and credentials secret", opts=self._child)
             db_sg = self._db_group(vpc_id, label)
-            instance, password = self._instance(args, ephemeral, label, kms_key_arn, subnet_ids, db_sg)
+            password = None if args.credentials == "managed" else admin_password(
+                f"{self._name}-master-password", opts=self._child)
+            instance = own_mysql(
+                self._name, "proxy", args, namer=self._namer, identifier=label, password=password,
+                kms_key_arn=kms_key_arn, subnet_ids=subnet_ids, security_group_id=db_sg.id, ephemeral=ephemeral,
+                log_retention_days=self._log_days, restore=args.restore, opts=self._child)
             secret_arn = self._credentials_secret(args, ephemeral, instance, password, kms_key_arn)
             database = DatabaseRef(
                 engine=ENGINE, identifier=instance.identifier, arn=instance.arn, resource_id=instance.resource_id,
@@ -639,50 +587,6 @@ class DatabaseProxy(pulumi.ComponentResource):
             description=text,
             opts=self._child,
         )
-
-    def _instance(
-        self,
-        args: RdsProxyArgs,
-        ephemeral: bool,
-        instance_id: str,
-        kms_key_arn: pulumi.Output[str],
-        subnet_ids: pulumi.Input[Any],
-        db_sg: aws.ec2.SecurityGroup,
-    ) -> tuple[aws.rds.Instance, random.RandomPassword | None]:
-        managed = args.credentials == "managed"
-        password = None if managed else admin_password(f"{self._name}-master-password", opts=self._child)
-        subnet_group = aws.rds.SubnetGroup(
-            f"{self._name}-subnets",
-            name=self._namer.rds("proxy", "subnets"),
-            description=f"Private subnets of {instance_id}",
-            subnet_ids=subnet_ids,
-            opts=self._child,
-        )
-        instance = encrypted_mysql(
-            f"{self._name}-mysql",
-            identifier=instance_id,
-            final_snapshot_identifier=self._namer.rds("proxy", "mysql", "final"),
-            engine_version=args.engine_version,
-            instance_class=args.instance_class,
-            allocated_storage=args.allocated_storage,
-            db_name=args.database_name,
-            username=args.master_username,
-            password=None if password is None else password.result,
-            kms_key_arn=kms_key_arn,
-            subnet_group_name=subnet_group.name,
-            security_group_ids=[db_sg.id],
-            ephemeral=ephemeral,
-            backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
-            parameter_group_name=self._namer.rds("proxy", "mysql", "params"),
-            monitoring_role_name=self._namer.iam_role("proxy", "monitoring"),
-            options=MySqlOptions(
-                engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
-                log_exports=args.log_exports, log_retention_days=self._log_days,
-                observability=args.observability, restore=args.restore,
-            ),
-            opts=self._child,
-        )
-        return instance, password
 
     def _credentials_secret(
         self,
@@ -839,13 +743,6 @@ class DatabaseProxy(pulumi.ComponentResource):
             "client_note": self.client_note,
             "quota": QUOTA_NOTE,
         }
-
-
-def managed_secret_arn(secrets: Any) -> str:
-    if not secrets:
-        raise ValueError("the instance reports no RDS-managed master secret")
-    first = secrets[0]
-    return first["secret_arn"] if isinstance(first, dict) else first.secret_arn
 
 
 def proxy_role_policy(secret_arns: list[str], kms_key_arns: list[str], region: str,

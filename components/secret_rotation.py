@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
@@ -68,31 +68,27 @@ from components.packaging import (
 from components.parts import (
     ADMIN_PASSWORD_LENGTH,
     EPHEMERAL_LOG_DAYS,
-    MYSQL_DEFAULT_VERSION,
     MYSQL_ENGINE,
     MYSQL_PORT,
     DatabaseRef,
-    MySqlOptions,
-    ObservabilityArgs,
+    MySqlInstanceArgs,
     admin_password,
     admin_secret,
     check_kms_key_ref,
+    check_sql_identifier,
     customer_key,
-    encrypted_mysql,
     key_arn,
     log_groups,
+    managed_secret_arn,
+    own_mysql,
 )
 from components.rds_proxy import (
-    DEFAULT_MYSQL_LOG_EXPORTS,
     FAMILY_PORTS,
     TARGET_ENGINES,
-    check_identifier,
-    check_mysql_instance,
     check_rds_identifier,
     check_security_group_ids,
     check_target_alone,
     lambda_role,
-    managed_secret_arn,
 )
 
 ENGINE = MYSQL_ENGINE
@@ -147,13 +143,13 @@ class RotationTargetArgs:
                 raise ValueError(f"{extra[0]}: only for a new secret (username); an existing secret holds its own")
         else:
             assert self.username is not None
-            check_identifier("username", self.username, 63 if TARGET_ENGINES[self.engine] == "POSTGRESQL" else 32)
+            check_sql_identifier("username", self.username, 63 if TARGET_ENGINES[self.engine] == "POSTGRESQL" else 32)
             if self.host is None or not _HOST.fullmatch(self.host):
                 raise ValueError(f"host: a new secret needs the database's endpoint address, got {self.host!r}")
             if self.port is not None and not 1150 <= self.port <= 65535:
                 raise ValueError(f"port: RDS ports are 1150..65535, got {self.port}")
             if self.database_name is not None:
-                check_identifier("database_name", self.database_name, 63)
+                check_sql_identifier("database_name", self.database_name, 63)
         check_kms_key_ref(self.kms_key_arn)
 
     @property
@@ -166,10 +162,10 @@ class RotationTargetArgs:
 
 
 @dataclass(frozen=True)
-class SecretRotationArgs:
+class SecretRotationArgs(MySqlInstanceArgs):
     # stack: rotate the admin user of the stack's Aurora cluster when it has one, else of its MySQL
-    # instance. own: an RDS MySQL instance of this recipe (the instance keys engine_version ..
-    # observability below).
+    # instance. own: an RDS MySQL instance of this recipe (the instance keys: MySqlInstanceArgs,
+    # allowed_security_group_ids).
     database: Literal["stack", "own"] = "stack"
     # true: RDS-managed master password, rotated by RDS; no function.
     managed: bool = False
@@ -179,25 +175,10 @@ class SecretRotationArgs:
     rotate_immediately: bool = True
     # Length of the passwords the function generates.
     password_length: int = INITIAL_PASSWORD_LENGTH
-    engine_version: str = MYSQL_DEFAULT_VERSION
-    # None: open-source-rds-extended-support-disabled where the major allows it.
-    engine_lifecycle_support: str | None = None
-    instance_class: str = "db.t4g.micro"
-    allocated_storage: int = 20
-    database_name: str = "app"
-    master_username: str = "dbadmin"
-    # An existing customer-managed KMS key; a new one is created when None.
-    kms_key_arn: str | None = None
     # Security groups, besides the app tier, whose members may reach the database.
     allowed_security_group_ids: tuple[str, ...] = ()
     lambda_timeout: int = 60
     lambda_memory: int = 256
-    # None: 1 day for ephemeral stacks, 7 for durable ones.
-    backup_retention_days: int | None = None
-    # DB parameter overrides on top of require_secure_transport=ON.
-    parameters: dict[str, str] | None = None
-    log_exports: tuple[str, ...] = DEFAULT_MYSQL_LOG_EXPORTS
-    observability: ObservabilityArgs = field(default_factory=ObservabilityArgs)
     # A local RDS CA bundle (PEM) to ship in the function; None: download it once into the build cache.
     ca_bundle: str | None = None
     # An existing database outside the stack instead (then database stays stack).
@@ -208,7 +189,7 @@ class SecretRotationArgs:
         low, high = ROTATION_DAYS_RANGE
         if self.rotation_days is not None and not low <= self.rotation_days <= high:
             raise ValueError(f"rotation_days: must be {low}..{high}, got {self.rotation_days}")
-        check_mysql_instance(self)
+        super().__post_init__()
         if self.ca_bundle is not None and self.managed:
             raise ValueError("ca_bundle: managed rotation runs no function; remove ca_bundle or set managed: false")
         low, high = PASSWORD_LENGTH_RANGE
@@ -306,7 +287,10 @@ class RotatedSecret(pulumi.ComponentResource):
             db_sg = self._db_security_group(args, vpc_id, function_sg, instance_id)
             password = None if args.managed else admin_password(
                 f"{name}-initial-password", length=INITIAL_PASSWORD_LENGTH, opts=self._child)
-            self.instance = self._instance(args, ephemeral, instance_id, kms_key_arn, subnet_ids, db_sg, password)
+            self.instance = own_mysql(
+                name, "rotation", args, namer=namer, identifier=instance_id, password=password,
+                kms_key_arn=kms_key_arn, subnet_ids=subnet_ids, security_group_id=db_sg.id, ephemeral=ephemeral,
+                log_retention_days=log_retention_days, opts=self._child)
             self._instance_id = instance_id
             if password is None:
                 secret_arn = self.instance.master_user_secrets.apply(managed_secret_arn)
@@ -447,47 +431,6 @@ class RotatedSecret(pulumi.ComponentResource):
             ],
             # No egress: a database opens no connections (inline, so the default allow-all goes).
             egress=[],
-            opts=self._child,
-        )
-
-    def _instance(
-        self,
-        args: SecretRotationArgs,
-        ephemeral: bool,
-        instance_id: str,
-        kms_key_arn: pulumi.Output[str],
-        subnet_ids: pulumi.Input[Any],
-        db_sg: aws.ec2.SecurityGroup,
-        password: random.RandomPassword | None,
-    ) -> aws.rds.Instance:
-        subnet_group = aws.rds.SubnetGroup(
-            f"{self._name}-subnets",
-            name=self._namer.rds("rotation", "subnets"),
-            description=f"Private subnets of {instance_id}",
-            subnet_ids=subnet_ids,
-            opts=self._child,
-        )
-        return encrypted_mysql(
-            f"{self._name}-mysql",
-            identifier=instance_id,
-            final_snapshot_identifier=self._namer.rds("rotation", "mysql", "final"),
-            engine_version=args.engine_version,
-            instance_class=args.instance_class,
-            allocated_storage=args.allocated_storage,
-            db_name=args.database_name,
-            username=args.master_username,
-            password=None if password is None else password.result,
-            kms_key_arn=kms_key_arn,
-            subnet_group_name=subnet_group.name,
-            security_group_ids=[db_sg.id],
-            ephemeral=ephemeral,
-            backup_retention_days=args.backup_retention_days or (1 if ephemeral else 7),
-            parameter_group_name=self._namer.rds("rotation", "mysql", "params"),
-            monitoring_role_name=self._namer.iam_role("rotation", "monitoring"),
-            options=MySqlOptions(
-                engine_lifecycle_support=args.engine_lifecycle_support, parameters=args.parameters,
-                log_exports=args.log_exports, log_retention_days=self._log_days, observability=args.observability,
-            ),
             opts=self._child,
         )
 
