@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 MYSQL_ENGINE = "mysql"
 MYSQL_PORT = 3306
+LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 # RDS MySQL master passwords are at most 41 characters.
 ADMIN_PASSWORD_LENGTH = 41
 
@@ -107,6 +108,68 @@ def key_arn(value: str, *, parent: pulumi.Resource | None) -> pulumi.Output[str]
     if KEY_ARN.match(value):
         return pulumi.Output.from_input(value)
     return aws.kms.get_key_output(key_id=value, opts=pulumi.InvokeOutputOptions(parent=parent)).arn
+
+
+# --------------------------------------------------------------------------- existing databases, Lambda roles
+
+# What rds-proxy and secret-rotation need to attach to an existing database outside the stack.
+# Engines of an existing target -> the proxy's engine family (RDS CreateDBProxy EngineFamily).
+TARGET_ENGINES = {"mysql": "MYSQL", "mariadb": "MYSQL", "aurora-mysql": "MYSQL",
+                  "postgres": "POSTGRESQL", "aurora-postgresql": "POSTGRESQL"}
+# The proxy listens on its family's port.
+FAMILY_PORTS = {"MYSQL": MYSQL_PORT, "POSTGRESQL": 5432}
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
+_SECURITY_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
+
+
+def check_rds_identifier(field: str, value: str) -> None:
+    if not _IDENTIFIER.fullmatch(value) or value.endswith("-") or "--" in value:
+        raise ValueError(f"{field}: {value!r} is not an RDS identifier (1-63 letters, digits and single hyphens, "
+                         "letter first)")
+
+
+def check_security_group_ids(groups: tuple[str, ...], member: str, *, required: bool,
+                             field: str = "security_group_ids") -> None:
+    """Groups an existing database admits on its port, which ``member`` joins to reach it."""
+    if required and not groups:
+        raise ValueError(f"{field}: name at least one group the database admits on its port ({member} joins it)")
+    for group in groups:
+        if not _SECURITY_GROUP.fullmatch(group):
+            raise ValueError(f"{field}: {group!r} is not a security group id (sg-...)")
+
+
+def check_target_alone(database: str) -> None:
+    """An existing ``target`` is the recipe's database: ``database`` keeps its default."""
+    if database != "stack":
+        raise ValueError(f"target: an existing database replaces database: {database}; remove one of them")
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    })
+
+
+def lambda_role(
+    name: str, role_name: str, description: str, opts: pulumi.ResourceOptions
+) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+    """A Lambda execution role with VPC networking and logs (the AWS managed policy) and nothing else.
+
+    The attachment is returned too: a VPC function must not be created before its role may
+    create network interfaces, or Lambda refuses it.
+    """
+    role = aws.iam.Role(
+        name,
+        name=role_name,
+        description=description,
+        assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+        opts=opts,
+    )
+    attachment = aws.iam.RolePolicyAttachment(
+        f"{name}-vpc-access", role=role.name, policy_arn=LAMBDA_VPC_POLICY, opts=opts
+    )
+    return role, attachment
 
 
 # --------------------------------------------------------------------------- engines
@@ -388,11 +451,7 @@ def monitoring_role(name: str, role_name: str, *, opts: pulumi.ResourceOptions) 
         f"{name}-monitoring-role",
         name=role_name,
         description="RDS enhanced monitoring publishes OS metrics to CloudWatch Logs",
-        assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}],
-        }),
+        assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
         opts=opts,
     )
     partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=opts.parent)).partition

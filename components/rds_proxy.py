@@ -60,17 +60,24 @@ from components.packaging import (
 )
 from components.parts import (
     EPHEMERAL_LOG_DAYS,
+    FAMILY_PORTS,
     MYSQL_ENGINE,
     MYSQL_PORT,
+    TARGET_ENGINES,
     DatabaseRef,
     MySqlInstanceArgs,
     RestoreArgs,
     admin_password,
+    assume_role_policy,
     check_kms_key_ref,
     check_range,
+    check_rds_identifier,
+    check_security_group_ids,
     check_sql_identifier,
+    check_target_alone,
     customer_key,
     key_arn,
+    lambda_role,
     log_groups,
     managed_secret_arn,
     own_mysql,
@@ -79,11 +86,6 @@ from components.parts import (
 ENGINE = MYSQL_ENGINE
 ENGINE_FAMILY = "MYSQL"
 PORT = MYSQL_PORT
-# Engines of an existing target -> the proxy's engine family (RDS CreateDBProxy EngineFamily).
-TARGET_ENGINES = {"mysql": "MYSQL", "mariadb": "MYSQL", "aurora-mysql": "MYSQL",
-                  "postgres": "POSTGRESQL", "aurora-postgresql": "POSTGRESQL"}
-# The proxy listens on its family's port.
-FAMILY_PORTS = {"MYSQL": MYSQL_PORT, "POSTGRESQL": 5432}
 # How clients authenticate to the proxy: RDS's defaults per engine (RDS API UserAuthConfig,
 # ClientPasswordAuthType), stated so that no later default change shows as a diff.
 CLIENT_PASSWORD_AUTH = {"MYSQL": "MYSQL_CACHING_SHA2_PASSWORD", "POSTGRESQL": "POSTGRES_SCRAM_SHA_256"}
@@ -91,8 +93,6 @@ CLIENT_NOTE_POSTGRESQL = (
     "no client function: functions/proxy_client speaks MySQL only; connect with psql through "
     "proxy_endpoint using an IAM token (aws rds generate-db-auth-token) as the password, sslmode=verify-full"
 )
-_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
-_SECURITY_GROUP = re.compile(r"sg-[0-9a-f]{8,17}")
 _RESOURCE_ID = re.compile(r"(db|cluster)-[A-Z0-9]+")
 AUTH_SCHEMES = ("NONE", "IAM_AUTH")
 # The only filter RDS Proxy knows (MySQL family): SET statements no longer pin a session.
@@ -103,7 +103,6 @@ QUOTA_NOTE = (
     f"RDS Proxy quota: {PROXY_QUOTA_PER_REGION} proxies per account and region; "
     "each branch stack with rds-proxy uses one"
 )
-LAMBDA_VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 
 
 @dataclass(frozen=True)
@@ -263,28 +262,6 @@ def engine_name(family: str) -> str:
     return "MySQL" if family == "MYSQL" else "PostgreSQL"
 
 
-def check_rds_identifier(field: str, value: str) -> None:
-    if not _IDENTIFIER.fullmatch(value) or value.endswith("-") or "--" in value:
-        raise ValueError(f"{field}: {value!r} is not an RDS identifier (1-63 letters, digits and single hyphens, "
-                         "letter first)")
-
-
-def check_security_group_ids(groups: tuple[str, ...], member: str, *, required: bool,
-                             field: str = "security_group_ids") -> None:
-    """Groups an existing database admits on its port, which ``member`` joins to reach it."""
-    if required and not groups:
-        raise ValueError(f"{field}: name at least one group the database admits on its port ({member} joins it)")
-    for group in groups:
-        if not _SECURITY_GROUP.fullmatch(group):
-            raise ValueError(f"{field}: {group!r} is not a security group id (sg-...)")
-
-
-def check_target_alone(database: str) -> None:
-    """An existing ``target`` is the recipe's database: ``database`` keeps its default."""
-    if database != "stack":
-        raise ValueError(f"target: an existing database replaces database: {database}; remove one of them")
-
-
 def check_aurora_for_proxy(min_capacity: float) -> None:
     """A cluster with an RDS Proxy attached never auto-pauses, and the proxy bills at least 8 ACU on an
     Aurora Serverless v2 target (Aurora User Guide, aurora-serverless-v2-auto-pause.html, "Prerequisites
@@ -294,34 +271,6 @@ def check_aurora_for_proxy(min_capacity: float) -> None:
             "min_capacity: 0 (auto-pause), but rds-proxy fronts this cluster and a cluster with a proxy never "
             "pauses: it bills its minimum ACU all month and the proxy at least 8 ACU-hours every hour "
             "(see dbenv cost); set min_capacity to 0.5 or more, or point rds-proxy elsewhere")
-
-
-def assume_role_policy(service: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    })
-
-
-def lambda_role(
-    name: str, role_name: str, description: str, opts: pulumi.ResourceOptions
-) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
-    """A Lambda execution role with VPC networking and logs (the AWS managed policy) and nothing else.
-
-    The attachment is returned too: a VPC function must not be created before its role may
-    create network interfaces, or Lambda refuses it.
-    """
-    role = aws.iam.Role(
-        name,
-        name=role_name,
-        description=description,
-        assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
-        opts=opts,
-    )
-    attachment = aws.iam.RolePolicyAttachment(
-        f"{name}-vpc-access", role=role.name, policy_arn=LAMBDA_VPC_POLICY, opts=opts
-    )
-    return role, attachment
 
 
 def proxy_user_arn(region: str, account: str, proxy_arn: str, db_user: str) -> str:

@@ -68,27 +68,25 @@ from components.packaging import (
 from components.parts import (
     ADMIN_PASSWORD_LENGTH,
     EPHEMERAL_LOG_DAYS,
+    FAMILY_PORTS,
     MYSQL_ENGINE,
     MYSQL_PORT,
+    TARGET_ENGINES,
     DatabaseRef,
     MySqlInstanceArgs,
     admin_password,
     admin_secret,
     check_kms_key_ref,
+    check_rds_identifier,
+    check_security_group_ids,
     check_sql_identifier,
+    check_target_alone,
     customer_key,
     key_arn,
+    lambda_role,
     log_groups,
     managed_secret_arn,
     own_mysql,
-)
-from components.rds_proxy import (
-    FAMILY_PORTS,
-    TARGET_ENGINES,
-    check_rds_identifier,
-    check_security_group_ids,
-    check_target_alone,
-    lambda_role,
 )
 
 ENGINE = MYSQL_ENGINE
