@@ -284,6 +284,15 @@ class Settings:
         return parse_ttl(self.values["ttl"])
 
     @property
+    def sleep_after(self) -> timedelta:
+        return parse_ttl(self.values["sleep_after"], "sleep_after")
+
+    @property
+    def budget(self) -> float | None:
+        """USD a month, or None: no budget."""
+        return self.values.get("budget")
+
+    @property
     def state_root(self) -> Path:
         return self.project_dir / STATE_DIR
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,16 +33,6 @@ BudgetOption = Annotated[
     float | None, typer.Option("--budget", help="USD a month; refuse a change whose idle estimate is higher.")
 ]
 OverBudgetOption = Annotated[bool, typer.Option("--over-budget", help="Deploy even if the estimate is over budget.")]
-
-
-# ------------------------------------------------------------------ settings (read in this one place)
-
-
-def cost_settings(settings: Settings) -> tuple[float | None, timedelta]:
-    """``budget`` (USD a month, or None) and ``sleep_after``, as ``workspace.load_settings`` checked them."""
-    from automation import workspace
-
-    return settings.values.get("budget"), workspace.parse_ttl(settings.values["sleep_after"], "sleep_after")
 
 
 def load_usage(path: Path | None, settings: Settings | None = None) -> Usage:
@@ -136,7 +125,7 @@ def budget_gate(prepared: Prepared, settings: Settings, over_budget: bool) -> Es
     from automation import cost as pricing
     from automation import plan as planning
 
-    budget, _ = cost_settings(settings)
+    budget = settings.budget
     try:
         result = pricing.estimate_stack(prepared.config, prepared.stack, load_usage(None, settings))
     except (planning.PlanError, pricing.CostError) as err:
@@ -163,18 +152,6 @@ def record_estimate(service: Any, stack: str, result: Estimate | None) -> None:
     sleep.Sleeper(service).mark_deployed(stack, figures)
 
 
-def plan_suffix(result: Any) -> Any:
-    """The plan tree's cost column."""
-    from automation import cost as pricing
-
-    return pricing.resource_suffix(result)
-
-
 def plan_estimate(prepared: Prepared, settings: Settings) -> Estimate:
+    """The estimate behind `dbenv plan`'s cost column and summary (the project's usage file, if any)."""
     return _estimate(prepared.config, prepared.stack, load_usage(None, settings))
-
-
-def render_estimate(result: Estimate) -> str:
-    from automation import cost as pricing
-
-    return pricing.render(result)

@@ -55,6 +55,7 @@ def plan(
 
     Example: dbenv plan --branch feature/x --recipes aurora-serverless,data-api --json
     """
+    from automation import cost as pricing
     from automation import plan as planning
 
     settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
@@ -70,8 +71,8 @@ def plan(
         typer.echo(planning.render_tree(result))
     else:
         estimate = cost_cmd.plan_estimate(prepared, settings)
-        typer.echo(planning.render_tree(result, cost_cmd.plan_suffix(estimate)))
-        typer.echo(cost_cmd.render_estimate(estimate))
+        typer.echo(planning.render_tree(result, pricing.resource_suffix(estimate)))
+        typer.echo(pricing.render(estimate))
 
 
 def up(

@@ -117,7 +117,4 @@ def _print_report(report: Any, state: str, verb: str) -> None:
 
 def reap_sleep(service: Any, settings: Any, *, dry_run: bool, skip: set[str]) -> list[Any]:
     """The sleeping half of `dbenv reap`."""
-    from automation.commands.cost import cost_settings
-
-    _, sleep_after = cost_settings(settings)
-    return sleeper(service).reap(sleep_after=sleep_after, dry_run=dry_run, skip=skip)
+    return sleeper(service).reap(sleep_after=settings.sleep_after, dry_run=dry_run, skip=skip)
