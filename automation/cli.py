@@ -44,11 +44,6 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _root() -> None:
-    """AWS database recipes as Pulumi stacks, and one throw-away environment per git branch."""
-
-
 app.command()(env.plan)
 app.command()(env.up)
 app.command()(env.preview)
