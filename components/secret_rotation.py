@@ -52,7 +52,6 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from components.naming import Namer
 from components.packaging import (
@@ -289,11 +288,15 @@ class RotatedSecret(pulumi.ComponentResource):
                 name, "rotation", args, namer=namer, identifier=instance_id, password=password,
                 kms_key_arn=kms_key_arn, subnet_ids=subnet_ids, security_group_id=db_sg.id, ephemeral=ephemeral,
                 log_retention_days=log_retention_days, opts=self._child)
-            self._instance_id = instance_id
             if password is None:
                 secret_arn = self.instance.master_user_secrets.apply(managed_secret_arn)
             else:
-                secret, version = self._secret(args, ephemeral, kms_key_arn, password)
+                secret, version = admin_secret(
+                    name, secret_name=namer.secret("rotation", "admin"),
+                    description=f"Admin credentials of RDS MySQL {instance_id}, rotated every {args.days} days",
+                    kms_key_arn=kms_key_arn, ephemeral=ephemeral, engine=ENGINE, host=self.instance.address,
+                    port=PORT, username=args.master_username, password=password.result,
+                    dbname=args.database_name, parent=self)
                 secret_arn, first_value = secret.arn, [version]
             database = DatabaseRef(
                 engine=ENGINE, identifier=self.instance.identifier, arn=self.instance.arn,
@@ -431,20 +434,6 @@ class RotatedSecret(pulumi.ComponentResource):
             egress=[],
             opts=self._child,
         )
-
-    def _secret(
-        self,
-        args: SecretRotationArgs,
-        ephemeral: bool,
-        kms_key_arn: pulumi.Output[str],
-        password: random.RandomPassword,
-    ) -> tuple[aws.secretsmanager.Secret, aws.secretsmanager.SecretVersion]:
-        secret, version = admin_secret(
-            self._name, secret_name=self._namer.secret("rotation", "admin"),
-            description=f"Admin credentials of RDS MySQL {self._instance_id}, rotated every {args.days} days",
-            kms_key_arn=kms_key_arn, ephemeral=ephemeral, engine=ENGINE, host=self.instance.address, port=PORT,
-            username=args.master_username, password=password.result, dbname=args.database_name, parent=self)
-        return secret, version
 
     def _function(
         self,
