@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/hostile_input.py
 Each file goes to the command that reads its kind (YAML: `plan --config`, JSON: `policy check --from`,
-TOML: `plan` with the file as dbenv.toml), each in a fresh process. Prints, per file, the
+TOML: `plan` with the file as dbenv.toml, SQL: `up --seed`), each in a fresh process. Prints, per file, the
 exit code, the time of the answer (from the command's start, imports excluded), the process's wall
 time and its peak memory (max RSS, and its growth over the imports); then the worst file. The goal
 is an answer in under 2 s and under 200 MB; this prints the figures and asserts nothing.
@@ -49,6 +49,8 @@ def _command(kind: str, path: Path) -> list[str]:
         return ["plan", "--branch", "bench/x", "--config", str(path)]
     if kind == "json":
         return ["policy", "check", "--from", str(path)]
+    if kind == "sql":
+        return ["up", "--branch", "bench/x", "--yes", "--recipes", "aurora-serverless", "--seed", str(path)]
     return ["plan", "--branch", "bench/x"]
 
 
