@@ -4,10 +4,10 @@ It only builds the pack; the policies live in the ``db_guard`` package next to i
 ``PolicyPack`` starts a gRPC Analyzer server, prints its port and serves until the process is stopped.
 """
 
-from db_guard import PACK_DESCRIPTION, PACK_NAME, build_policies, decoding
+from db_guard import PACK_DESCRIPTION, PACK_NAME, build_policies, fastpath
 from pulumi_policy import EnforcementLevel, PolicyPack
 
-decoding.install()  # decode each resource once per RPC, not once per policy (see decoding.py)
+fastpath.install()  # decode each resource once per RPC, and offer it only to the policies of its type
 
 PolicyPack(
     name=PACK_NAME,
