@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -76,6 +77,11 @@ def main() -> None:
     except Exception as err:  # noqa: BLE001 - outside any command (argument parsing): still one line
         typer.echo(f"dbenv: internal error: {type(err).__name__}: {' '.join(str(err).split())[:300]}", err=True)
         sys.exit(EXIT_TOOL)
+    finally:
+        # The process is ending: without this, interpreter shutdown garbage-collects every object of the
+        # ~1,000 modules a plan imports (measured: 0.3 s of a 1.3 s `dbenv policy check`). Objects are
+        # still released and atexit handlers still run; only the cycle collector skips them.
+        gc.freeze()
 
 
 if __name__ == "__main__":
