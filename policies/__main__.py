@@ -4,9 +4,14 @@ It only builds the pack; the policies live in the ``db_guard`` package next to i
 ``PolicyPack`` starts a gRPC Analyzer server, prints its port and serves until the process is stopped.
 """
 
+import gc
+
 from db_guard import PACK_DESCRIPTION, PACK_NAME, build_policies, fastpath
 from pulumi_policy import EnforcementLevel, PolicyPack
 
+# Each RPC allocates thousands of short-lived objects; the default threshold runs the cycle collector over
+# the whole heap of imported modules again and again (as mypy does: python/mypy, mypy/build.py).
+gc.set_threshold(200_000, 30, 30)
 fastpath.install()  # decode each resource once per RPC, and offer it only to the policies of its type
 
 PolicyPack(
