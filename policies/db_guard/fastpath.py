@@ -1,22 +1,25 @@
-"""Two costs the SDK's analyzer pays once per policy, paid once per RPC call instead.
+"""What the SDK's analyzer does once per policy, done once per RPC call instead. Same verdicts.
 
 Decoding: the SDK's analyzer (pulumi_policy.policy) turns a resource's protobuf properties into a dict,
-deserializes it and wraps it in an unknown-checking proxy inside its loop over policies: with 40 policies that
-is 40 decodings of the same message, and AnalyzeStack repeats it for every resource per stack policy.
-``install`` memoizes the three steps per RPC call, keyed by the identity of the message (and the dict and the
-deserialized value it produced), in a thread-local cache that lives exactly as long as one Analyze /
-AnalyzeStack call. Our policies never mutate ``props``. Calls with any other arguments (Remediate's
-``proxy_secrets=True``) go to the SDK unchanged.
+deserializes it, wraps it in an unknown-checking proxy and reads its options and provider inside its loop over
+policies: with 40 policies, 40 times the same work per resource. ``install`` memoizes these steps per RPC call,
+keyed by the identity of the message (upb hands out the same Python object for the same sub-message), in a
+thread-local cache that lives exactly as long as one Analyze / AnalyzeStack call. Our policies never mutate
+what they are given. Calls with any other arguments (Remediate's ``proxy_secrets=True``) go to the SDK
+unchanged.
 
-Dispatch: the SDK calls every resource policy for every resource, building its arguments first (properties,
-options, provider, config); each of our policies judges a few resource types and returns at once for any
-other. ``PolicyList`` is the pack's list of policies: inside an Analyze call it yields only the policies that
-judge the call's resource type (and any policy that names no types), in the pack's order. The verdicts are
-the same: a policy not offered a resource of another type would have returned without a word.
+Dispatch: the SDK calls every resource policy for every resource, building its arguments first; each of our
+policies judges a few resource types and returns at once for any other. ``PolicyList`` is the pack's list of
+policies: inside an Analyze call it yields only the policies that judge the call's resource type (and any
+policy that names no types), in the pack's order.
 
-Measured (benchmarks/policy_check.py, 4,000 resources): without these, the SDK's per-policy work, not the
-policies, was most of the check's time. If the SDK's internals are not where ``install`` expects them,
-nothing is patched and the pack works as before, only slower.
+AnalyzeStack: the SDK builds the stack's resource objects afresh for every stack policy; ``_analyze_stack``
+builds them once per call and runs the SDK's own steps for each policy.
+
+Measured (benchmarks/policy_check.py, 4,000 resources): without these the SDK's per-policy work, not the
+policies, was most of the check's time. If the SDK's internals are not where ``install`` expects them, nothing
+is patched and the pack works as before, only slower; DB_GUARD_FASTPATH=off (policies/__main__.py) skips
+``install``, and tests/test_policy_fastpath.py compares both.
 """
 
 from __future__ import annotations
