@@ -15,7 +15,6 @@ from automation.commands.common import (
     local_server,
     require_project,
 )
-from automation.local_aws import LocalAws
 
 app = typer.Typer(name="local", help="The local AWS endpoint (a moto server on 127.0.0.1) for --target local.\n\n"
                              "Example: dbenv local start --port 4566",
@@ -33,7 +32,7 @@ def local_start(
 
     Example: dbenv local start
     """
-    from automation.local_aws import LocalAwsError, PortUnavailable
+    from automation.local_aws import LocalAws, LocalAwsError, PortUnavailable
 
     settings = env_settings()
     require_project(settings)
