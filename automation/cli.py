@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -64,6 +65,10 @@ app.add_typer(db.app, name="db")
 
 
 def main() -> None:
+    # A plan imports ~1,000 modules and allocates ~200k short-lived objects: with the default threshold the
+    # cycle collector runs thousands of times, over the whole heap every few (measured: 0.2 s of a 1 s
+    # `dbenv policy check`). Collect less often, as mypy does (python/mypy, mypy/build.py).
+    gc.set_threshold(200_000, 30, 30)
     try:
         app()
     except KeyboardInterrupt:
@@ -71,6 +76,11 @@ def main() -> None:
     except Exception as err:  # noqa: BLE001 - outside any command (argument parsing): still one line
         typer.echo(f"dbenv: internal error: {type(err).__name__}: {' '.join(str(err).split())[:300]}", err=True)
         sys.exit(EXIT_TOOL)
+    finally:
+        # The process is ending: without this, interpreter shutdown garbage-collects every object of the
+        # ~1,000 modules a plan imports (measured: 0.3 s of a 1.3 s `dbenv policy check`). Objects are
+        # still released and atexit handlers still run; only the cycle collector skips them.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -231,6 +231,7 @@ def main() -> None:
     parser.add_argument("--checkov", default=os.environ.get("CHECKOV") or shutil.which("checkov"),
                         help="the checkov executable (default: checkov on PATH)")
     args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load average {_load()} at the start")
     cli_runs(1)  # warm the file cache and the Lambda archive cache; not counted
     times = cli_runs(args.runs)
     median = statistics.median(times)
@@ -261,6 +262,11 @@ def main() -> None:
         checkov_comparison(args.checkov, plan, max(1, min(args.runs, 3)))
     else:
         print("checkov: not installed (optional: pip install checkov, or --checkov PATH); no ratio printed")
+    print(f"machine: load average {_load()} at the end (timings on a busy machine are slower)")
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
 if __name__ == "__main__":

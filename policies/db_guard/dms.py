@@ -16,7 +16,7 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, Severity
 
 from .inputs import MISSING, as_bool, as_list, document, is_aws_managed_key, is_false, is_set, known, lookup, shown
-from .rules import DURABLE, Anchor, NotApplicable, ResourceRule
+from .rules import DURABLE, Anchor, NotApplicable, ResourceRule, must_be_true
 from .tokens import DMS_ENDPOINT, DMS_REPLICATION_INSTANCE, DMS_REPLICATION_TASK
 
 # DMS endpoint engines that talk to AWS service APIs over HTTPS and have no sslMode of their own.
@@ -79,12 +79,8 @@ def _check_auto_minor(props: Mapping[str, Any], _config: Mapping[str, Any], _typ
     return [f"autoMinorVersionUpgrade is {shown(value)}"]
 
 
-def _check_multi_az(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "multiAz")
-    if as_bool(value) is True:
-        return []
-    return [f"multiAz is {shown(value)}" + (" (the API default is false)" if value is MISSING else "")
-            + ": one Availability Zone failure stops the migration"]
+_check_multi_az = must_be_true("multiAz", default="the API default is false",
+                               consequence="one Availability Zone failure stops the migration")
 
 
 def _check_task_logging(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:

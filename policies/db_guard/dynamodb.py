@@ -14,7 +14,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 
-from .inputs import MISSING, as_list, is_aws_managed_key, is_set, is_true, known, lookup, shown
+from .inputs import MISSING, as_list, is_aws_managed_key, is_set, is_true, known, lookup
 from .rules import (
     DURABLE,
     Anchor,
@@ -25,6 +25,7 @@ from .rules import (
     StackRule,
     Undetermined,
     judge_each,
+    must_be_true,
 )
 from .tokens import APPAUTOSCALING_TARGET, DYNAMODB_TABLE, DYNAMODB_TABLE_REPLICA
 
@@ -61,18 +62,10 @@ def _check_kms(props: Mapping[str, Any], _config: Mapping[str, Any], resource_ty
     return problems
 
 
-def _check_pitr(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "pointInTimeRecovery", "enabled")
-    if is_true(value):
-        return []
-    return [f"pointInTimeRecovery.enabled is {shown(value)}" + (" (the API default is off)" if value is MISSING else "")]
+_check_pitr = must_be_true("pointInTimeRecovery", "enabled", default="the API default is off")
 
 
-def _check_deletion_protection(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "deletionProtectionEnabled")
-    if is_true(value):
-        return []
-    return [f"deletionProtectionEnabled is {shown(value)}" + (" (the API default is false)" if value is MISSING else "")]
+_check_deletion_protection = must_be_true("deletionProtectionEnabled", default="the API default is false")
 
 
 def _check_autoscaling(index: StackIndex, config: Mapping[str, Any], report: StackReport,

@@ -13,8 +13,8 @@ from typing import Any
 from pulumi_policy import EnforcementLevel, Severity
 
 from .iam import granted
-from .inputs import MISSING, as_list, document, is_set, is_true, known, lookup, shown, statements
-from .rules import Anchor, NotApplicable, ResourceRule
+from .inputs import MISSING, as_list, document, is_set, known, lookup, statements
+from .rules import Anchor, NotApplicable, ResourceRule, must_be_true
 from .tokens import KMS_KEY, KMS_KEY_POLICY
 
 PUBLIC_KEY_ACTIONS = ("kms:*", "kms:Decrypt")
@@ -29,11 +29,7 @@ def _symmetric_key(props: Mapping[str, Any], _resource_type: str) -> None:
         raise NotApplicable("key in a custom key store: AWS cannot rotate it automatically")
 
 
-def _check_key_rotation(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "enableKeyRotation")
-    if is_true(value):
-        return []
-    return [f"enableKeyRotation is {shown(value)}" + (" (the API default is off)" if value is MISSING else "")]
+_check_key_rotation = must_be_true("enableKeyRotation", default="the API default is off")
 
 
 def _is_everyone(principal: Any) -> bool:

@@ -50,12 +50,14 @@ from .rules import (
     Anchor,
     NotApplicable,
     ResourceRule,
+    StackCheck,
     StackFindings,
     StackIndex,
     StackReport,
     StackRule,
     Undetermined,
     judge_each,
+    must_be_true,
 )
 from .tokens import (
     DYNAMODB_TABLE,
@@ -219,32 +221,30 @@ def resolver(index: StackIndex) -> EncryptionResolver:
     return EncryptionResolver(index)
 
 
-def _check_storage_encrypted(index: StackIndex, config: Mapping[str, Any], report: StackReport,
-                             findings: StackFindings) -> None:
-    resolve = resolver(index)
-
-    def judge(resource: PolicyResource) -> None:
-        state = resolve.of(resource)
-        if state.encrypted is None:
-            raise Undetermined(state.why)
-        if not state.encrypted:
-            report(f"unencrypted storage: {state.why}", resource)
-
-    judge_each(index.of(RDS_INSTANCE, RDS_CLUSTER), config, findings, judge)
+def _known_encryption(resolve: EncryptionResolver, resource: PolicyResource) -> Encryption:
+    """The resource's encryption as AWS will create it; Undetermined when it comes from outside the stack."""
+    state = resolve.of(resource)
+    if state.encrypted is None:
+        raise Undetermined(state.why)
+    return state
 
 
-def _check_snapshot_encrypted(index: StackIndex, config: Mapping[str, Any], report: StackReport,
-                              findings: StackFindings) -> None:
-    resolve = resolver(index)
+def _encrypted_check(types: tuple[str, ...], what: str) -> StackCheck:
+    """A stack check that every resource of ``types`` is encrypted (its own flag or what it inherits)."""
+    def check(index: StackIndex, config: Mapping[str, Any], report: StackReport, findings: StackFindings) -> None:
+        resolve = resolver(index)
 
-    def judge(resource: PolicyResource) -> None:
-        state = resolve.of(resource)
-        if state.encrypted is None:
-            raise Undetermined(state.why)
-        if not state.encrypted:
-            report(f"unencrypted snapshot: {state.why}", resource)
+        def judge(resource: PolicyResource) -> None:
+            state = _known_encryption(resolve, resource)
+            if not state.encrypted:
+                report(f"unencrypted {what}: {state.why}", resource)
 
-    judge_each(index.of(*SNAPSHOT_TYPES), config, findings, judge)
+        judge_each(index.of(*types), config, findings, judge)
+    return check
+
+
+_check_storage_encrypted = _encrypted_check((RDS_INSTANCE, RDS_CLUSTER), "storage")
+_check_snapshot_encrypted = _encrypted_check(SNAPSHOT_TYPES, "snapshot")
 
 
 def _check_storage_cmk(index: StackIndex, config: Mapping[str, Any], report: StackReport,
@@ -252,9 +252,7 @@ def _check_storage_cmk(index: StackIndex, config: Mapping[str, Any], report: Sta
     resolve = resolver(index)
 
     def judge(resource: PolicyResource) -> None:
-        state = resolve.of(resource)
-        if state.encrypted is None:
-            raise Undetermined(state.why)
+        state = _known_encryption(resolve, resource)
         if not state.encrypted:
             return  # rds-storage-encrypted reports it
         if state.key is UNKNOWN:
@@ -377,13 +375,7 @@ def _iam_auth_applies(props: Mapping[str, Any], resource_type: str) -> None:
         raise NotApplicable(f"engine {engine} has no IAM database authentication (judged: {', '.join(allowed)})")
 
 
-def _check_iam_auth(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "iamDatabaseAuthenticationEnabled")
-    if is_true(value):
-        return []
-    if value is MISSING:
-        return ["iamDatabaseAuthenticationEnabled is not set (the RDS API default is false)"]
-    return [f"iamDatabaseAuthenticationEnabled is {shown(value)}"]
+_check_iam_auth = must_be_true("iamDatabaseAuthenticationEnabled", default="the RDS API default is false")
 
 
 def _check_proxy_iam(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
@@ -403,11 +395,7 @@ def _check_proxy_iam(props: Mapping[str, Any], _config: Mapping[str, Any], _type
     return problems
 
 
-def _check_proxy_tls(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "requireTls")
-    if is_true(value):
-        return []
-    return ["requireTls is not set (the API default is false)" if value is MISSING else f"requireTls is {shown(value)}"]
+_check_proxy_tls = must_be_true("requireTls", default="the API default is false")
 
 
 def _check_not_serverless_v1(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:

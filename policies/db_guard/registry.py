@@ -5,6 +5,7 @@ from __future__ import annotations
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from . import dms, dynamodb, iam, kms, lambdas, logs, rds, secrets
+from .fastpath import PolicyList
 from .rules import ResourceRule, StackRule
 
 PACK_NAME = "db-recipes-guard"
@@ -26,4 +27,5 @@ def rules() -> list[ResourceRule | StackRule]:
 
 
 def build_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
-    return [rule.policy() for rule in rules()]
+    """The policies, each resource policy with the resource types it judges (see fastpath.PolicyList)."""
+    return PolicyList((rule.policy(), rule.types if isinstance(rule, ResourceRule) else None) for rule in rules())

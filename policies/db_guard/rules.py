@@ -38,7 +38,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .inputs import last_arn_part, lookup, strings
+from .inputs import MISSING, is_true, known, last_arn_part, lookup, shown, strings
 
 DEFAULT_EPHEMERAL_TAG = "ephemeral"
 DURABLE = "durable"
@@ -133,6 +133,27 @@ def _schema(scope: str | None, extra: Mapping[str, dict[str, Any]]) -> PolicyCon
     return PolicyConfigSchema(properties=properties)
 
 
+def _policy(kind: Any, rule: ResourceRule | StackRule) -> Any:
+    """The SDK policy (``ResourceValidationPolicy`` or ``StackValidationPolicy``) for a rule."""
+    return kind(name=rule.name, description=rule.description, validate=rule.validate, enforcement_level=rule.level,
+                config_schema=_schema(rule.scope, rule.extra_schema), severity=rule.severity,
+                remediation_steps=rule.remediation)
+
+
+def must_be_true(*path: str, default: str = "", consequence: str = "") -> Check:
+    """A check that the boolean property at ``path`` is true: "<path> is <value>", naming the API ``default``
+    when the property is absent, and the ``consequence`` of it not being true."""
+    label = ".".join(path)
+
+    def check(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
+        value = known(props, *path)
+        if is_true(value):
+            return []
+        note = f" ({default})" if value is MISSING and default else ""
+        return [f"{label} is {shown(value)}{note}" + (f": {consequence}" if consequence else "")]
+    return check
+
+
 @dataclass(frozen=True)
 class ResourceRule:
     """A check of one resource's inputs: ``check(props, config, resource_type)`` returns the problems."""
@@ -150,15 +171,7 @@ class ResourceRule:
     extra_schema: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def policy(self) -> ResourceValidationPolicy:
-        return ResourceValidationPolicy(
-            name=self.name,
-            description=self.description,
-            validate=self.validate,
-            enforcement_level=self.level,
-            config_schema=_schema(self.scope, self.extra_schema),
-            severity=self.severity,
-            remediation_steps=self.remediation,
-        )
+        return _policy(ResourceValidationPolicy, self)
 
     def validate(self, args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if args.resource_type not in self.types:
@@ -273,15 +286,7 @@ class StackRule:
     extra_schema: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def policy(self) -> StackValidationPolicy:
-        return StackValidationPolicy(
-            name=self.name,
-            description=self.description,
-            validate=self.validate,
-            enforcement_level=self.level,
-            config_schema=_schema(self.scope, self.extra_schema),
-            severity=self.severity,
-            remediation_steps=self.remediation,
-        )
+        return _policy(StackValidationPolicy, self)
 
     def validate(self, args: StackValidationArgs, report_violation: ReportViolation) -> None:
         config = args.get_config() or {}
