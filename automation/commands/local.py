@@ -30,7 +30,7 @@ def local_start(
 
     Example: dbenv local start
     """
-    from automation.local_aws import LocalAws, LocalAwsError, PortUnavailable
+    from automation.local_aws import LocalAwsError, PortUnavailable
 
     settings = env_settings()
     require_project(settings)
