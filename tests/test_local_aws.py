@@ -116,3 +116,24 @@ def test_parallel_starts_share_one_server(server: LocalAws) -> None:
         statuses = list(pool.map(lambda _: LocalAws(server.directory).start(), range(3)))
     assert len({status.pid for status in statuses}) == 1
     assert all(status.running for status in statuses)
+
+
+def test_a_port_another_program_listens_on_is_refused_before_anything_is_written(server: LocalAws) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind((local_aws.HOST, 0))
+        other.listen()
+        busy = other.getsockname()[1]
+        with pytest.raises(local_aws.PortUnavailable, match=f"port {busy} .* in use"):
+            server.start(port=busy)
+    assert not server.directory.exists()
+
+
+def test_a_port_other_than_the_running_servers_is_refused(server: LocalAws) -> None:
+    started = server.start()
+    other_port = local_aws.free_port()
+    with pytest.raises(local_aws.PortUnavailable, match=f"already runs at {started.endpoint}"):
+        server.start(port=other_port)
+    assert server.status().pid == started.pid
+    assert server.start(port=int(started.endpoint.rsplit(":", 1)[1])).pid == started.pid
