@@ -48,7 +48,7 @@ def _tables(endpoint: str) -> list[str]:
 
 
 def test_up_outputs_ls_down_leaves_nothing_behind(service: envs.Environments) -> None:
-    prepared = envs.prepare(service.settings, branch=BRANCH)
+    prepared = envs.prepare(service.settings, branch=BRANCH)  # branch as a flag, like `dbenv up --branch`
     events: list[object] = []
     outcome = service.up(prepared, on_event=events.append)
     assert outcome.result == "succeeded"
