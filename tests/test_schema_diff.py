@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import boto3
 import pytest
@@ -220,3 +221,15 @@ def test_stack_outputs_choose_the_data_api_else_the_admin_secret() -> None:
         access.from_outputs(no_secret, recipe=None, region="us-east-1", client=client)
     with pytest.raises(access.DbError, match="no database outputs"):
         access.from_outputs({"dynamodb-autoscaling": {}}, recipe=None, region="us-east-1", client=client)
+
+
+def test_the_parent_setting_is_the_default_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --against, the diff compares with the `parent` setting (here DBENV_PARENT)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dbenv.toml").write_text("", encoding="utf-8")
+    monkeypatch.setenv("DBENV_PARENT", "staging")
+    code, output = diff_cli("--branch", "staging")
+    assert code == 2 and "the parent 'staging' is the branch itself" in output
+    monkeypatch.delenv("DBENV_PARENT")
+    code, output = diff_cli("--branch", "feature/x")
+    assert code == 2 and "`parent` in dbenv.toml" in output

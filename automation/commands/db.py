@@ -153,7 +153,8 @@ def _stack_access(branch: str | None, target: str | None, recipe: str | None, us
 @app.command("diff")
 def db_diff(
     branch: BranchOption = None,
-    against: Annotated[str | None, typer.Option("--against", help="The parent environment's branch (e.g. staging).")] = None,
+    against: Annotated[str | None, typer.Option("--against", help="The parent environment's branch (e.g. staging); "
+                                                "default: the `parent` setting (--parent's DBENV_PARENT / dbenv.toml).")] = None,
     url_branch: Annotated[str | None, typer.Option("--url-branch", help="Compare this database instead of the branch's "
                                                    "(postgresql://user:pw@host:port/db, mysql://...).")] = None,
     url_parent: Annotated[str | None, typer.Option("--url-parent", help="Compare against this database instead of "
@@ -175,7 +176,10 @@ def db_diff(
     from automation.runbooks import access, db, schema_diff
 
     if url_parent is None and against is None:
-        fail("name the parent: --against PARENT (a branch such as staging) or --url-parent URL")
+        against = env_settings(branch=branch, target=target).values.get("parent")
+    if url_parent is None and against is None:
+        fail("name the parent: --against PARENT (a branch such as staging), `parent` in dbenv.toml, DBENV_PARENT, "
+             "or --url-parent URL")
     try:
         branch_side = access.from_url(url_branch, "--url-branch") if url_branch else None
         parent_side = access.from_url(url_parent, "--url-parent") if url_parent else None
@@ -183,7 +187,7 @@ def db_diff(
         fail(str(err))
     if (branch_side is None and parent_side is None
             and branch_of(env_settings(branch=branch, target=target)) == branch_of(env_settings(branch=against))):
-        fail(f"--against: {against!r} is the branch itself; name its parent")
+        fail(f"the parent {against!r} is the branch itself; name its parent (--against, or the `parent` setting)")
     branch_side = branch_side or _stack_access(branch, target, recipe, user, ca_bundle)
     parent_side = parent_side or _stack_access(against, target, recipe, user, ca_bundle)
     try:
