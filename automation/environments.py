@@ -564,7 +564,7 @@ class Environments:
 
     def policy_pack_configs(self) -> list[str] | None:
         """The pack's default config (its exemptions) beside the pack, as `dbenv policy check` loads it."""
-        from automation.policy_check import POLICY_CONFIG_FILE
+        from automation.planning.policy_check import POLICY_CONFIG_FILE
 
         pack = self.settings.policy_pack_dir()
         config = pack / POLICY_CONFIG_FILE if pack else None

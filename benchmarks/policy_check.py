@@ -56,7 +56,7 @@ def cli_runs(runs: int) -> list[float]:
 def breakdown() -> dict[str, float]:
     """One check with its phases timed (a warm process: no interpreter start, imports already paid)."""
     from automation import plan as planning
-    from automation import policy_check
+    from automation.planning import policy_check
 
     config = planning.merge_config({}, recipes="all", branch="bench", ephemeral=True)
     phases: dict[str, float] = {}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from automation import policy_check
 from automation.cli import app
+from automation.planning import policy_check
 
 pytestmark = pytest.mark.policy
 

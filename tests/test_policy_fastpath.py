@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from automation import plan as planning
-from automation import policy_check
-from automation.policy_check import PackProcess
+from automation.planning import policy_check
+from automation.planning.policy_check import PackProcess
 
 pytestmark = pytest.mark.policy
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from automation import policy_check
-from automation.policy_check import PackProcess, Report
+from automation.planning import policy_check
+from automation.planning.policy_check import PackProcess, Report
 
 pytestmark = pytest.mark.policy
 

@@ -144,7 +144,7 @@ def test_generated_user_secret_on_aurora_is_a_postgresql_secret() -> None:
 
 @pytest.mark.policy
 def test_aurora_proxy_is_policy_clean() -> None:
-    from automation import policy_check
+    from automation.planning import policy_check
 
     report = policy_check.check(
         lambda: policy_check.target_from_plan(aurora_plan()), project="db-recipes", stack="test",
@@ -230,7 +230,7 @@ def test_end_to_end_iam_on_a_target_connects_as_the_users_at_its_resource_id() -
 
 @pytest.mark.policy
 def test_target_configs_are_policy_clean() -> None:
-    from automation import policy_check
+    from automation.planning import policy_check
 
     config = policy_check.read_policy_config(policy_check.DEFAULT_POLICY_CONFIG)
     for target in (MYSQL_TARGET, PG_CLUSTER_TARGET):

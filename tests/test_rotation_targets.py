@@ -122,7 +122,7 @@ def test_managed_target_schedules_the_rds_managed_secret_without_a_function() ->
     ({"engine": "mysql", "identifier": "legacy-db", "secret_arn": MANAGED_SECRET}, {"managed": True}),
 ])
 def test_target_rotation_is_policy_clean(target: dict[str, Any], rotation: dict[str, Any]) -> None:
-    from automation import policy_check
+    from automation.planning import policy_check
 
     report = policy_check.check(lambda: policy_check.target_from_plan(rotation_plan(target, **rotation)),
                                 project="db-recipes", stack="test",

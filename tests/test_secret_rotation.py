@@ -266,7 +266,7 @@ def test_bad_config_names_the_key(config: dict, message: str) -> None:
 @pytest.mark.policy
 @pytest.mark.parametrize("managed", [False, True])
 def test_policy_pack_passes_both_recipes(managed: bool) -> None:
-    from automation import policy_check
+    from automation.planning import policy_check
 
     def target() -> policy_check.Target:
         plan = make_plan(["rds-proxy", "secret-rotation"], secret_rotation={"managed": managed})

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
+PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
 # The pack's own default config (its exemptions); `dbenv up`/`preview` hand it to the engine too.
 POLICY_CONFIG_FILE = "config.default.json"
 DEFAULT_POLICY_CONFIG = PACK_DIR / POLICY_CONFIG_FILE
