@@ -181,7 +181,7 @@ def prepare(settings: Settings, *, branch: str | None = None, recipes: str | Non
     arguments act as flags (for callers from Python). ``check_engine`` False skips the checks that
     only matter to the engine (the aws target's secrets provider), for offline plans.
     """
-    from automation import plan as planning
+    from automation.planning import plan as planning
     from components import naming
     from components import recipes as registry
     from components.config import ConfigError
@@ -269,7 +269,7 @@ def check_recipes(selection: Any) -> None:
 
 def prepare_shared(settings: Settings, config_file: Path | None = None) -> Prepared:
     """The shared stack's config: region and network settings only."""
-    from automation import plan as planning
+    from automation.planning import plan as planning
     from components import recipes as registry
     from components.config import ConfigError
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from automation import cost  # noqa: E402
+from automation.planning import cost  # noqa: E402
 from components import naming  # noqa: E402
 
 SELECTIONS = {

@@ -55,7 +55,7 @@ def cli_runs(runs: int) -> list[float]:
 
 def breakdown() -> dict[str, float]:
     """One check with its phases timed (a warm process: no interpreter start, imports already paid)."""
-    from automation import plan as planning
+    from automation.planning import plan as planning
     from automation.planning import policy_check
 
     config = planning.merge_config({}, recipes="all", branch="bench", ephemeral=True)
@@ -79,7 +79,7 @@ def breakdown() -> dict[str, float]:
 
 
 def recipes_plan() -> dict[str, Any]:
-    from automation import plan as planning
+    from automation.planning import plan as planning
 
     config = planning.merge_config({}, recipes="all", branch="bench", ephemeral=True)
     return planning.build_plan(config, stack="bench-0").to_json()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import Plan, build_plan
+from automation.planning.plan import Plan, build_plan
 
 # Fixtures of the db tier (MariaDB/PostgreSQL stand-ins for RDS) and the Lambda function modules.
 pytest_plugins = ["tests.dbservers", "tests.schema_fixtures"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import Plan, PlanError
+from automation.planning.plan import Plan, PlanError
 from components.naming import Namer
 from tests.conftest import make_plan, policy_statements
 
@@ -184,7 +184,7 @@ def test_managed_rotation_and_dms_cannot_share_the_mysql() -> None:
 
 def test_the_stack_key_takes_over_the_former_aurora_key() -> None:
     """An existing stack's Aurora key (and the cluster encrypted with it) is kept, not replaced."""
-    from automation import plan as offline
+    from automation.planning import plan as offline
 
     aliases: list[Any] = []
 

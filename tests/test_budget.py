@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from automation import cost
+from automation.planning import cost
 from tests.test_cli_env import STACK, project, run  # noqa: F401 - project is a fixture
 from tests.test_environments import FakeAutomation
 
 
 def idle_estimate() -> float:
     """The dbenv.toml of the `project` fixture deploys dynamodb-autoscaling alone."""
-    from automation.plan import build_plan
+    from automation.planning.plan import build_plan
 
     plan = build_plan({"aws:region": "us-east-1", "db-recipes:recipes": "dynamodb-autoscaling",
                        "db-recipes:ephemeral": True, "db-recipes:branch": "feature/x"}, stack=STACK)

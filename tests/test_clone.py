@@ -17,8 +17,9 @@ import pulumi.automation as auto
 import pytest
 from typer.testing import CliRunner
 
-from automation import cli, cost, plan
+from automation import cli
 from automation import environments as envs
+from automation.planning import cost, plan
 from automation.runbooks import access, hooks
 from automation.workspace import SettingsError, load_settings
 from components import naming, recipes

@@ -1,6 +1,6 @@
 """`dbenv cost`: every priced resource type against figures worked out by hand from the shipped table.
 
-Expected values are computed here from the raw entries of ``automation/prices.json`` with plain
+Expected values are computed here from the raw entries of ``automation/planning/prices.json`` with plain
 arithmetic (quantity x unit price x hours), never with the estimator's own helpers.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from automation import cost
 from automation.cli import app
-from automation.plan import Plan, PlannedResource
+from automation.planning import cost
+from automation.planning.plan import Plan, PlannedResource
 from tests.conftest import make_plan
 
 TABLE = json.loads((Path(cost.__file__).with_name("prices.json")).read_text(encoding="utf-8"))
@@ -390,7 +390,7 @@ def offer(usd: str, *, begin: str = "0") -> str:
 def test_refresh_takes_single_matches_and_reports_the_rest() -> None:
     from datetime import date
 
-    from automation import price_refresh
+    from automation.planning import price_refresh
 
     asked: list[tuple[str, dict]] = []
 

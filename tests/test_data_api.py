@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import ACCOUNT_ID, Placeholders, Plan, PlanError, PlannedResource
+from automation.planning.plan import ACCOUNT_ID, Placeholders, Plan, PlanError, PlannedResource
 from components import recipes
 from components.data_api import DataApiTarget, data_api_supported
 from tests.conftest import make_plan, policy_statements

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import Plan, PlanError
+from automation.planning.plan import Plan, PlanError
 from components.parts import EXTENDED_SUPPORT, EXTENDED_SUPPORT_DISABLED, RestoreArgs
 from tests.conftest import make_plan
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import SECRET_MARKER, Plan, PlanError, PlannedResource
+from automation.planning.plan import SECRET_MARKER, Plan, PlanError, PlannedResource
 from components.dms_migration import (
     DmsMigrationArgs,
     DmsSource,
@@ -402,7 +402,7 @@ def _dms_children(plan: Plan) -> list[PlannedResource]:
 
 def _arn(plan: Plan, resource: PlannedResource, key: str = "arn") -> str:
     """The ARN the mock engine gives ``resource`` (the same function the plan uses)."""
-    from automation.plan import Placeholders
+    from automation.planning.plan import Placeholders
 
     _, state = Placeholders(plan.region).resource(resource.type, resource.name, resource.inputs)
     return state[key]
@@ -444,7 +444,7 @@ def test_replication_instance_is_private_and_encrypted(durable: Plan) -> None:
 
 def _sg_id(name: str) -> str:
     """The id the mock engine gives the security group ``name``."""
-    from automation.plan import _digest
+    from automation.planning.plan import _digest
 
     return f"sg-{_digest('sg', name)}"
 
@@ -722,7 +722,7 @@ def test_bad_config_is_a_plan_error_naming_the_path(config: dict[str, Any], mess
 
 def _recipe_outputs(recipes_selection: str, recipe: str) -> dict[str, Any]:
     """Run the stack program under the plan's mocks and resolve one recipe's outputs."""
-    from automation import plan as offline
+    from automation.planning import plan as offline
 
     def work() -> dict[str, Any]:
         import pulumi

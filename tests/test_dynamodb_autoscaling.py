@@ -12,7 +12,7 @@ import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from automation.plan import Plan, PlanError
+from automation.planning.plan import Plan, PlanError
 from components.dynamodb_autoscaling import (
     TABLE_IGNORE_CHANGES,
     DynamoDbAutoscaling,

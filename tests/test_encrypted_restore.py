@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from automation.plan import SECRET_MARKER, Placeholders, Plan, PlanError
+from automation.planning.plan import SECRET_MARKER, Placeholders, Plan, PlanError
 from components.encrypted_restore import (
     CUTOVER_STEPS,
     DEMO_SOURCE_DB_RESOURCE_NAME,
@@ -368,7 +368,7 @@ def test_cutover_done_keeps_only_the_encrypted_instance() -> None:
 
 
 def test_cutover_done_never_looks_the_source_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    from automation import plan as planning
+    from automation.planning import plan as planning
 
     looked_up: list[str] = []
     original = planning._CALL_PLACEHOLDERS["aws:rds/getInstance:getInstance"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from automation.plan import build_plan, read_config_file
+from automation.planning.plan import build_plan, read_config_file
 from components import recipes
 from components.network import NetworkArgs
 

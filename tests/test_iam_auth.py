@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import ACCOUNT_ID, Placeholders, Plan, PlanError, PlannedResource
+from automation.planning.plan import ACCOUNT_ID, Placeholders, Plan, PlanError, PlannedResource
 from components import recipes
 from components.iam_auth import mysql_create_user_sql, postgres_create_user_sql
 from tests.conftest import make_plan, policy_statements

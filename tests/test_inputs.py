@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from automation import inputs
-from automation.plan import build_plan
+from automation.planning.plan import build_plan
 
 
 def test_ordinary_files_read_as_before(tmp_path: Path) -> None:

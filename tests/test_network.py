@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.plan import PlanError
+from automation.planning.plan import PlanError
 from components.network import NetworkArgs
 from tests.conftest import make_plan
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from automation.cli import app
-from automation.plan import SECRET_MARKER, build_plan
+from automation.planning.plan import SECRET_MARKER, build_plan
 from components import naming
 
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""The offline plan loads pulumi-aws service packages name by name (automation.plan): same objects, fewer modules."""
+"""The offline plan loads pulumi-aws service packages name by name (automation.planning.plan): same objects, fewer modules."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _run(code: str) -> dict:
 def test_a_name_imports_only_its_module_and_is_the_same_object() -> None:
     facts = _run(
         "import json, sys\n"
-        "import automation.plan\n"
+        "import automation.planning.plan\n"
         "import pulumi_aws as aws\n"
         "vpc, ingress = aws.ec2.Vpc, aws.ec2.SecurityGroupIngressArgs\n"
         "lazy = sorted(m for m in sys.modules if m.startswith('pulumi_aws.ec2.'))\n"
@@ -50,7 +50,7 @@ def test_dir_and_unknown_names_load_the_package_in_full_as_before() -> None:
         "    missing = True\n"
         "print(json.dumps({{'names': names, 'missing': missing, 'ami': 'pulumi_aws.ec2.ami' in sys.modules}}))\n"
     )
-    lazy = _run(code.format(setup="import automation.plan\n"))
+    lazy = _run(code.format(setup="import automation.planning.plan\n"))
     eager = _run(code.format(setup=""))
     assert lazy["missing"] is True and lazy["ami"] is True
     assert set(eager["names"]) <= set(lazy["names"])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from automation import plan as planning
+from automation.planning import plan as planning
 from automation.planning import policy_check
 from automation.planning.policy_check import PackProcess
 

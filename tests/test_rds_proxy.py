@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import Plan, PlanError
+from automation.planning.plan import Plan, PlanError
 from components import packaging
 from components.rds_proxy import RdsProxyArgs, proxy_user_arn
 from tests import conftest

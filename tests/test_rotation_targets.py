@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from automation import cost
-from automation.plan import Plan, PlanError
+from automation.planning import cost
+from automation.planning.plan import Plan, PlanError
 from tests.conftest import make_plan, policy_statements
 
 NETWORK = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]}

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from automation.plan import Plan, PlanError
+from automation.planning.plan import Plan, PlanError
 from components import packaging
 from components.recipes import _interface_endpoints, parse_config
 from components.secret_rotation import EXCLUDE_CHARACTERS, SecretRotationArgs

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from automation import cli
 from automation import environments as envs
-from automation import plan as planning
 from automation.commands import common
+from automation.planning import plan as planning
 from automation.planning import policy_check as checking
 from components import naming
 from tests.test_environments import NOW, FakeAutomation, StubLocal

@@ -22,8 +22,8 @@ from automation.commands.common import (
 )
 
 if TYPE_CHECKING:
-    from automation.cost import Estimate, Usage
     from automation.environments import Prepared
+    from automation.planning.cost import Estimate, Usage
     from automation.workspace import Settings
 
 UsageOption = Annotated[
@@ -36,7 +36,7 @@ OverBudgetOption = Annotated[bool, typer.Option("--over-budget", help="Deploy ev
 
 
 def load_usage(path: Path | None, settings: Settings | None = None) -> Usage:
-    from automation import cost
+    from automation.planning import cost
 
     if path is None:
         default = (settings.project_dir if settings else Path.cwd()) / cost.USAGE_FILE
@@ -50,8 +50,8 @@ def load_usage(path: Path | None, settings: Settings | None = None) -> Usage:
 
 
 def _estimate(config: dict, stack: str, usage: Usage) -> Estimate:
-    from automation import cost
-    from automation import plan as planning
+    from automation.planning import cost
+    from automation.planning import plan as planning
 
     try:
         return cost.estimate_stack(config, stack, usage)
@@ -86,7 +86,7 @@ def cost(
 
     Example: dbenv cost --branch feature/x --recipes all --usage dbenv-usage.yml --json
     """
-    from automation import cost as pricing
+    from automation.planning import cost as pricing
 
     settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
                             parent=parent)
@@ -122,8 +122,8 @@ def budget_gate(prepared: Prepared, settings: Settings, over_budget: bool) -> Es
 
     Without a budget an estimate that cannot be made is a warning, not an error: it only feeds `dbenv ls`.
     """
-    from automation import cost as pricing
-    from automation import plan as planning
+    from automation.planning import cost as pricing
+    from automation.planning import plan as planning
 
     budget = settings.budget
     try:

@@ -55,8 +55,8 @@ def plan(
 
     Example: dbenv plan --branch feature/x --recipes aurora-serverless,data-api --json
     """
-    from automation import cost as pricing
-    from automation import plan as planning
+    from automation.planning import cost as pricing
+    from automation.planning import plan as planning
 
     settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
                             parent=parent)

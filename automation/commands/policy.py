@@ -60,7 +60,7 @@ def policy_check(
 
     Example: dbenv policy check --branch main --recipes all
     """
-    from automation import plan as planning
+    from automation.planning import plan as planning
     from automation.planning import policy_check as checking
 
     if from_file is not None and (branch or recipes or config or target or durable is not None or parent):

@@ -46,8 +46,8 @@ def _run(verb: str, branch: str | None, target: str | None) -> tuple[Any, Any]:
 
 def _still_costing(report: Any) -> list[tuple[str, str, float]]:
     """What bills while asleep, from the stack's own config priced offline (empty if it cannot be priced)."""
-    from automation import cost
-    from automation import plan as planning
+    from automation.planning import cost
+    from automation.planning import plan as planning
 
     config = {k: _decode(v) for k, v in report.config.items()}
     if "db-recipes:recipes" not in config:
@@ -77,7 +77,7 @@ def sleep(branch: BranchOption = None, target: TargetOption = None, as_json: Jso
 
     Example: dbenv sleep --branch feature/x
     """
-    from automation import cost
+    from automation.planning import cost
 
     report, _ = _run("sleep", branch, target)
     costing = _still_costing(report)

@@ -43,7 +43,7 @@ RPC_TIMEOUT_SECONDS = 60.0
 # only queue (and, past about 1,500, come back CANCELLED), so a small window keeps the pack busy and memory flat.
 MAX_ANALYZE_IN_FLIGHT = 16
 
-# Markers of `dbenv plan` (automation.plan.SECRET_MARKER / UNKNOWN_MARKER), repeated here so that a
+# Markers of `dbenv plan` (automation.planning.plan.SECRET_MARKER / UNKNOWN_MARKER), repeated here so that a
 # check of a plan file does not pay for importing the planner.
 SECRET_MARKER = "[secret]"
 UNKNOWN_MARKER = "[unknown]"
@@ -133,7 +133,7 @@ def _normalize_resource(entry: Any, index: int, source: str, project: str, stack
 
 
 def target_from_plan(plan: Any) -> Target:
-    """A ``automation.plan.Plan`` as a check target."""
+    """A ``automation.planning.plan.Plan`` as a check target."""
     return target_from_document(plan.to_json(), source=f"plan of {plan.stack}")
 
 

@@ -3,7 +3,7 @@
 Never talks to AWS. The price table (``prices.json`` beside this module) is data:
 region -> billing dimension -> ``{"usd", "unit", "source"}``, dated, with the rules
 AWS states on the same pages (RDS Proxy minimums, included DMS storage, ...);
-``automation/price_refresh.py`` rebuilds it from the AWS Price List API.
+``automation/planning/price_refresh.py`` rebuilds it from the AWS Price List API.
 
 Every resource is priced in three scenarios:
 
@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from automation.plan import Plan, PlannedResource
+from automation.planning.plan import Plan, PlannedResource
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 USAGE_FILE = "dbenv-usage.yml"
@@ -746,7 +746,7 @@ def estimate_stack(config: Mapping[str, Any], stack: str, usage: Usage | None = 
                    table: PriceTable | None = None) -> Estimate:
     """Plan ``config`` offline and price it. A network read from the shared stack is the shared
     stack's cost (paid once per account), so it is left out of a branch's figure."""
-    from automation import plan as planning
+    from automation.planning import plan as planning
 
     config = dict(config)
     network_key = f"{planning.PROJECT}:network"

@@ -1,6 +1,6 @@
-"""Rebuild ``automation/prices.json`` from the AWS Price List API (needs AWS credentials; never run in tests).
+"""Rebuild ``automation/planning/prices.json`` from the AWS Price List API (needs AWS credentials; never run in tests).
 
-Usage: python -m automation.price_refresh [--dry-run] [--region us-east-1 ...]
+Usage: python -m automation.planning.price_refresh [--dry-run] [--region us-east-1 ...]
 
 Each entry of the table is looked up by a Price List query (service code + attribute filters,
 https://docs.aws.amazon.com/aws-cost-management/latest/APIReference/API_pricing_GetProducts.html);
@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from automation.cost import PRICES_FILE
+from automation.planning.cost import PRICES_FILE
 
 Filters = dict[str, str]
 Fetch = Callable[[str, Filters], list[str]]
