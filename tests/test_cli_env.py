@@ -12,10 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from automation import cli
-from automation import environments as envs
 from automation.commands import common
+from automation.operations import environments as envs
+from automation.operations.engine import Engine, format_time, parse_time
 from components import naming
-from tests.test_environments import NOW, FakeAutomation, StubLocal, _tags, install_scripted_cli
+from tests.scripted_pulumi import scripted_project
+from tests.test_environments import NOW, FakeAutomation, StubLocal, _tags
 
 runner = CliRunner()
 BRANCH = "feature/x"
@@ -34,7 +36,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAut
     fake = FakeAutomation()
 
     def environments(settings: Any, *, read_only: bool = False) -> envs.Environments:
-        engine = envs.Engine(settings, auto=fake, command=object(), read_only=read_only)
+        engine = Engine(settings, auto=fake, command=object(), read_only=read_only)
         return envs.Environments(settings, engine, local=StubLocal(), identity=lambda: ("dev@example.com", "abc"),
                                  clock=lambda: NOW)
 
@@ -229,34 +231,23 @@ def envs_output(value: Any) -> Any:
 
 def test_time_format_round_trip() -> None:
     moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert envs.parse_time(envs.format_time(moment)) == moment
-    assert envs.parse_time("garbage") is None
+    assert parse_time(format_time(moment)) == moment
+    assert parse_time("garbage") is None
 
 
 # ----------------------------------------------------------------- no stand-in above the CLI binary
 #
 # The whole `dbenv` command line over the real pulumi.automation package; only the `pulumi`
-# binary is the scripted one from test_environments.py (engine events travel over its real gRPC
+# binary is the scripted one from tests/scripted_pulumi.py (engine events travel over its real gRPC
 # event stream). The program itself is not run: that needs the real engine (tests/test_engine.py).
 
 
 @pytest.fixture
 def real_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from automation import workspace
-
-    state, command = install_scripted_cli(tmp_path, monkeypatch)
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "dbenv.toml").write_text(f'target = "aws"\nbackend = "{(tmp_path / "state").as_uri()}"\n'
-                                        'recipes = "dynamodb-autoscaling"\nshared_network = false\n',
-                                        encoding="utf-8")
+    project, state = scripted_project(tmp_path, monkeypatch)
     (project / "policies").mkdir()
     (project / "policies" / "PulumiPolicy.yaml").write_text("runtime: python\n", encoding="utf-8")
     monkeypatch.chdir(project)
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-only")
-    for key in ("DBENV_TARGET", "PULUMI_BACKEND_URL", "CI", "NO_COLOR"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(workspace, "find_pulumi", lambda *a, **k: Path(command.command))
     return state
 
 

@@ -18,7 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from automation import cli
-from automation import environments as envs
+from automation.operations.engine import format_time
+from automation.operations.errors import BadInput
+from automation.operations.prepare import prepare, prepare_hooks
 from automation.planning import cost, plan
 from automation.runbooks import access, hooks
 from automation.workspace import SettingsError, load_settings
@@ -160,7 +162,7 @@ def test_prepare_names_the_parent_stack_and_refuses_the_branch_itself(tmp_path: 
     ready = prepared(service, recipes=CLONED)
     assert (ready.parent, ready.parent_stack) == (PARENT, PARENT_STACK)
     assert ready.config["db-recipes:parent"] == QUALIFIED
-    with pytest.raises(envs.BadInput, match="cannot be its own parent"):
+    with pytest.raises(BadInput, match="cannot be its own parent"):
         prepared(service, branch=PARENT, recipes=CLONED)
 
 
@@ -194,21 +196,21 @@ def test_up_refuses_a_parent_it_cannot_clone_before_anything_is_created(
         tmp_path: Path, outputs: dict[str, Any] | None, tags: dict[str, str] | None, message: str) -> None:
     service, fake = make_service(tmp_path, parent=PARENT)
     add_parent(fake, outputs, tags)
-    with pytest.raises(envs.BadInput, match=message):
+    with pytest.raises(BadInput, match=message):
         service.up(prepared(service, recipes="aurora-serverless"))
     assert_nothing_created(fake)
 
 
 def test_a_missing_parent_mysql_backups_and_dynamodb_pitr_are_named(tmp_path: Path) -> None:
     service, fake = make_service(tmp_path, parent=PARENT)
-    with pytest.raises(envs.BadInput, match=rf"parent 'staging' \(stack {PARENT_STACK}\) does not exist"):
+    with pytest.raises(BadInput, match=rf"parent 'staging' \(stack {PARENT_STACK}\) does not exist"):
         service.preview(prepared(service, recipes=CLONED))
     add_parent(fake, {
         "aurora-serverless": {"cluster_identifier": "c", "engine_version": "16.4"},
         "mysql": {"identifier": "m", "engine_version": "8.0.40", "storage_kms_key_arn": "k", "backup_retention_days": 0},
         "dynamodb-autoscaling": {"table_name": "t", "point_in_time_recovery": False},
     })
-    with pytest.raises(envs.BadInput) as refused:
+    with pytest.raises(BadInput) as refused:
         service.up(prepared(service, recipes=CLONED))
     text = str(refused.value)
     assert "runs 8.0.40 and this branch wants 8.4" in text
@@ -216,7 +218,7 @@ def test_a_missing_parent_mysql_backups_and_dynamodb_pitr_are_named(tmp_path: Pa
     assert_nothing_created(fake)
     fake.backend.stacks[PARENT_STACK].outputs["mysql"] = auto.OutputValue(
         {"identifier": "m", "engine_version": "8.4.3", "storage_kms_key_arn": "k", "backup_retention_days": 0}, False)
-    with pytest.raises(envs.BadInput, match="keeps no automated backups"):
+    with pytest.raises(BadInput, match="keeps no automated backups"):
         service.up(prepared(service, recipes="rds-proxy"))
 
 
@@ -228,7 +230,7 @@ def test_up_from_a_parent_tags_parent_and_clone_time_and_runs_post_clone(tmp_pat
     monkeypatch.setattr(service, "run_data_hooks", lambda *a, cloned=False, **k: seen.append(cloned))
     outcome = service.up(prepared(service, recipes=CLONED), hooks=object())
     tags = fake.backend.stacks[STACK].tags
-    assert tags["parent"] == PARENT and tags["cloned-at"] == envs.format_time(NOW) == outcome.tags["cloned-at"]
+    assert tags["parent"] == PARENT and tags["cloned-at"] == format_time(NOW) == outcome.tags["cloned-at"]
     assert fake.backend.stacks[STACK].config["db-recipes:parent"].value == QUALIFIED
     assert seen == [True]
     later, _ = make_service(tmp_path, parent=PARENT)
@@ -236,7 +238,7 @@ def test_up_from_a_parent_tags_parent_and_clone_time_and_runs_post_clone(tmp_pat
     later.clock = lambda: NOW.replace(hour=18)
     later.run_data_hooks = lambda *a, cloned=False, **k: seen.append(cloned)  # type: ignore[method-assign]
     later.up(prepared(later, recipes=CLONED), hooks=object())
-    assert fake.backend.stacks[STACK].tags["cloned-at"] == envs.format_time(NOW)
+    assert fake.backend.stacks[STACK].tags["cloned-at"] == format_time(NOW)
     fresh, fake2 = make_service(tmp_path / "fresh")
     fresh.run_data_hooks = lambda *a, cloned=False, **k: seen.append(cloned)  # type: ignore[method-assign]
     fresh.up(prepared(fresh, recipes=CLONED), hooks=object())
@@ -337,12 +339,12 @@ def test_up_from_a_parent_masks_the_clone_once_then_migrates(
         return access.from_url(url(engine, database))
 
     monkeypatch.setattr(access, "from_outputs", branch_database)
-    monkeypatch.setattr("automation.preflight.check", lambda *a, **k: None)
-    ready = envs.prepare(service.settings, branch=BRANCH, recipes="aurora-serverless" if engine == "postgres"
+    monkeypatch.setattr("automation.operations.preflight.check", lambda *a, **k: None)
+    ready = prepare(service.settings, branch=BRANCH, recipes="aurora-serverless" if engine == "postgres"
                          else "rds-proxy", check_engine=False)
     lines: list[str] = []
     for _ in range(2):
-        service.up(ready, hooks=envs.prepare_hooks(service.settings, ready), on_line=lines.append)
+        service.up(ready, hooks=prepare_hooks(service.settings, ready), on_line=lines.append)
     assert reached and "aurora-serverless" in reached[0]
     assert lines.count(f"ran post_clone {example} ({len(hooks.read_sql_file(examples / example, engine, 'post_clone').statements)} statements)") == 1
     assert lines.count("migrate: echo migrated on $DATABASE_URL_ENGINE_CHECK") == 2

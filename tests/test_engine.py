@@ -13,8 +13,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from automation import environments as envs
 from automation import local_aws, workspace
+from automation.operations import environments as envs
+from automation.operations.prepare import prepare
 from components import naming
 
 pytestmark = pytest.mark.engine
@@ -48,7 +49,7 @@ def _tables(endpoint: str) -> list[str]:
 
 
 def test_up_outputs_ls_down_leaves_nothing_behind(service: envs.Environments) -> None:
-    prepared = envs.prepare(service.settings, branch=BRANCH)  # branch as a flag, like `dbenv up --branch`
+    prepared = prepare(service.settings, branch=BRANCH)  # branch as a flag, like `dbenv up --branch`
     events: list[object] = []
     outcome = service.up(prepared, on_event=events.append)
     assert outcome.result == "succeeded"

@@ -1,4 +1,4 @@
-"""A stand-in for ``pulumi.automation`` at the seam ``automation.environments.Engine`` uses.
+"""A stand-in for ``pulumi.automation`` at the seam ``automation.operations.engine.Engine`` uses.
 
 It keeps a backend's state in memory (stacks, config, tags, outputs,
 history, locks) and speaks the real API: every call is checked against the
@@ -386,10 +386,14 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from automation import environments as envs  # noqa: E402
-from automation import progress  # noqa: E402
+from automation.commands import progress  # noqa: E402
+from automation.operations import environments as envs  # noqa: E402
+from automation.operations.engine import Engine, config_values, engine_error, format_time, make_tags, mask_outputs  # noqa: E402
+from automation.operations.errors import BadInput, NotFound, OperationFailed, Refused, StackLocked  # noqa: E402
+from automation.operations.prepare import prepare, prepare_shared  # noqa: E402
 from automation.workspace import load_settings  # noqa: E402
 from components import naming  # noqa: E402
+from tests.scripted_pulumi import FAKE_CLI, cli_log, install_scripted_cli  # noqa: E402, F401 - FAKE_CLI: also read from here
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 ENDPOINT = "http://127.0.0.1:45999"
@@ -415,7 +419,7 @@ def make_settings(tmp_path: Path, toml: str = "", **flags: Any) -> Any:
 def make_service(tmp_path: Path, toml: str = "", *, now: datetime = NOW, **flags: Any) -> tuple[Any, FakeAutomation]:
     settings = make_settings(tmp_path, toml, **flags)
     fake = FakeAutomation()
-    engine = envs.Engine(settings, auto=fake, command=object())
+    engine = Engine(settings, auto=fake, command=object())
     sleeps: list[float] = []
     service = envs.Environments(settings, engine, local=StubLocal(), identity=lambda: ("dev@example.com", "abc123"),
                                 clock=lambda: now, sleep=sleeps.append)
@@ -424,7 +428,7 @@ def make_service(tmp_path: Path, toml: str = "", *, now: datetime = NOW, **flags
 
 
 def prepared(service: Any, branch: str = "feature/x", recipes: str = "dynamodb-autoscaling", **kw: Any) -> Any:
-    return envs.prepare(service.settings, branch=branch, recipes=recipes, **kw)
+    return prepare(service.settings, branch=branch, recipes=recipes, **kw)
 
 
 # ----------------------------------------------------------------- the fake is faithful
@@ -455,11 +459,11 @@ def test_unprotected_branches(branch: str) -> None:
 
 
 def test_tags_keep_created_at_and_renew_expiry() -> None:
-    first = envs.make_tags(branch="feature/x", now=NOW, ttl=timedelta(hours=72), owner="a@b", commit="c1",
+    first = make_tags(branch="feature/x", now=NOW, ttl=timedelta(hours=72), owner="a@b", commit="c1",
                            existing={}, shared_network=False)
     assert first == {"branch": "feature/x", "created-at": "2026-11-27T12:00:00Z", "expires-at": "2026-11-30T12:00:00Z",
                      "ephemeral": "true", "owner": "a@b", "commit": "c1", "network": "own"}
-    later = envs.make_tags(branch="feature/x", now=NOW + timedelta(days=1), ttl=timedelta(hours=1), owner="a@b",
+    later = make_tags(branch="feature/x", now=NOW + timedelta(days=1), ttl=timedelta(hours=1), owner="a@b",
                            commit=None, existing=first, shared_network=True)
     assert later["created-at"] == first["created-at"]
     assert later["expires-at"] == "2026-11-28T13:00:00Z"
@@ -468,8 +472,8 @@ def test_tags_keep_created_at_and_renew_expiry() -> None:
 
 def test_mask_outputs_hides_secret_values() -> None:
     outputs = {"endpoint": auto.OutputValue("db.local", False), "password": auto.OutputValue("s3cr3t", True)}
-    assert envs.mask_outputs(outputs) == {"endpoint": "db.local", "password": "[secret]"}
-    assert envs.mask_outputs(outputs, show_secrets=True)["password"] == "s3cr3t"
+    assert mask_outputs(outputs) == {"endpoint": "db.local", "password": "[secret]"}
+    assert mask_outputs(outputs, show_secrets=True)["password"] == "s3cr3t"
 
 
 # ----------------------------------------------------------------- validation before touching anything
@@ -483,8 +487,8 @@ def test_mask_outputs_hides_secret_values() -> None:
 def test_bad_input_is_rejected_before_any_engine_call(tmp_path: Path, kwargs: dict, message: str) -> None:
     service, fake = make_service(tmp_path)
     args = {"branch": "feature/x", "recipes": "all", **kwargs}
-    with pytest.raises(envs.BadInput, match=message):
-        envs.prepare(service.settings, branch=args["branch"], recipes=args["recipes"] or None)
+    with pytest.raises(BadInput, match=message):
+        prepare(service.settings, branch=args["branch"], recipes=args["recipes"] or None)
     assert fake.backend.calls == [] and fake.backend.stacks == {}
 
 
@@ -492,15 +496,15 @@ def test_bad_config_file_is_bad_input(tmp_path: Path) -> None:
     service, _ = make_service(tmp_path)
     bad = tmp_path / "Pulumi.x.yaml"
     bad.write_text("config:\n  db-recipes:dynamodb-autoscaling:\n    no_such_key: 1\n", encoding="utf-8")
-    with pytest.raises(envs.BadInput, match="no_such_key"):
+    with pytest.raises(BadInput, match="no_such_key"):
         prepared(service, config_file=bad)
-    with pytest.raises(envs.BadInput, match="cannot read config file"):
+    with pytest.raises(BadInput, match="cannot read config file"):
         prepared(service, config_file=tmp_path / "missing.yaml")
 
 
 def test_aws_target_with_s3_backend_needs_a_secrets_provider(tmp_path: Path) -> None:
     service, _ = make_service(tmp_path, 'target = "aws"\nbackend = "s3://bucket/state"\n')
-    with pytest.raises(envs.BadInput, match="secrets_provider"):
+    with pytest.raises(BadInput, match="secrets_provider"):
         prepared(service)
 
 
@@ -557,7 +561,7 @@ def test_up_creates_tags_configures_and_deploys_in_its_own_work_dir(tmp_path: Pa
 def test_tags_are_set_before_the_deploy(tmp_path: Path) -> None:
     service, fake = make_service(tmp_path)
     fake.backend.script(naming.stack_name("feature/x")).fail_resource = "aurora-cluster"
-    with pytest.raises(envs.OperationFailed):
+    with pytest.raises(OperationFailed):
         service.up(prepared(service))
     ops = [op for op, _, _ in fake.backend.calls]
     assert ops.index("set_tag") < ops.index("up")
@@ -583,7 +587,7 @@ def test_up_failure_names_the_engine_error_and_the_failed_resource(tmp_path: Pat
     service, fake = make_service(tmp_path)
     stack = naming.stack_name("feature/x")
     fake.backend.script(stack).fail_resource = "aurora-cluster"
-    with pytest.raises(envs.OperationFailed) as caught:
+    with pytest.raises(OperationFailed) as caught:
         service.up(prepared(service))
     message = str(caught.value)
     assert "InvalidParameterValue: bad value" in message
@@ -595,14 +599,14 @@ def test_engine_error_is_read_from_the_command_output_without_events() -> None:
     err = auto_errors.create_command_error(auto.CommandResult(
         stdout="Diagnostics:\n  aws:ec2:Vpc (network-vpc):\n    error: creating EC2 VPC: UnauthorizedOperation\n",
         stderr="error: update failed", code=255))
-    assert envs.engine_error(err) == "error: creating EC2 VPC: UnauthorizedOperation; error: update failed"
+    assert engine_error(err) == "error: creating EC2 VPC: UnauthorizedOperation; error: update failed"
 
 
 def test_locked_stack_says_which_lock_and_how_to_clear_it(tmp_path: Path) -> None:
     service, fake = make_service(tmp_path)
     stack = naming.stack_name("feature/x")
     fake.backend.script(stack).locked_times = 1
-    with pytest.raises(envs.StackLocked) as caught:
+    with pytest.raises(StackLocked) as caught:
         service.up(prepared(service))
     message = str(caught.value)
     assert f".pulumi/locks/organization/db-recipes/{stack}/7d3c.json" in message
@@ -622,7 +626,7 @@ def test_wait_gives_up_after_the_lock_wait(tmp_path: Path) -> None:
     service, fake = make_service(tmp_path)
     service.lock_wait = timedelta(seconds=10)
     fake.backend.script(naming.stack_name("feature/x")).locked_times = 100
-    with pytest.raises(envs.StackLocked, match="after waiting 14s"):
+    with pytest.raises(StackLocked, match="after waiting 14s"):
         service.up(prepared(service), wait=True)
     assert service.sleeps == [2.0, 4.0, 8.0]
 
@@ -659,7 +663,7 @@ def test_up_and_preview_hand_the_packs_default_config_to_the_engine(tmp_path: Pa
 def test_down_refuses_protected_branches_without_force(tmp_path: Path, branch: str) -> None:
     service, fake = make_service(tmp_path)
     fake.backend.add_stack(naming.stack_name(branch), {"ephemeral": "true", "branch": branch})
-    with pytest.raises(envs.Refused, match="protected branch"):
+    with pytest.raises(Refused, match="protected branch"):
         service.down(branch)
     assert fake.backend.ops("destroy") == []
     assert service.down(branch, force=True).existed
@@ -669,7 +673,7 @@ def test_down_refuses_protected_branches_without_force(tmp_path: Path, branch: s
 def test_down_refuses_a_stack_not_tagged_ephemeral(tmp_path: Path) -> None:
     service, fake = make_service(tmp_path)
     fake.backend.add_stack(naming.stack_name("feature/y"), {"branch": "feature/y"})
-    with pytest.raises(envs.Refused, match="not tagged ephemeral"):
+    with pytest.raises(Refused, match="not tagged ephemeral"):
         service.down("feature/y")
     assert fake.backend.ops("destroy") == []
 
@@ -698,8 +702,8 @@ def test_down_without_a_stack_is_a_no_op(tmp_path: Path) -> None:
 
 def _tags(branch: str, expires: datetime, *, ephemeral: bool = True, created: datetime | None = None) -> dict:
     return {"branch": branch, "ephemeral": "true" if ephemeral else "false",
-            "created-at": envs.format_time(created or expires - timedelta(days=3)),
-            "expires-at": envs.format_time(expires)}
+            "created-at": format_time(created or expires - timedelta(days=3)),
+            "expires-at": format_time(expires)}
 
 
 def test_list_reports_age_expiry_resources_result_and_lock(tmp_path: Path) -> None:
@@ -783,7 +787,7 @@ def test_outputs_are_masked_unless_asked(tmp_path: Path) -> None:
     stack = naming.stack_name("feature/x")
     assert service.outputs(stack)["admin_password"] == "[secret]"
     assert service.outputs(stack, show_secrets=True)["admin_password"] == "hunter2-secret"
-    with pytest.raises(envs.NotFound):
+    with pytest.raises(NotFound):
         service.outputs("nothing-here")
 
 
@@ -792,7 +796,7 @@ def test_cancel_clears_a_lock(tmp_path: Path) -> None:
     fake.backend.add_stack("s-1", {}).locked = True
     service.cancel("s-1")
     assert not fake.backend.stacks["s-1"].locked
-    with pytest.raises(envs.OperationFailed, match="no update is currently in progress"):
+    with pytest.raises(OperationFailed, match="no update is currently in progress"):
         service.cancel("s-1")
 
 
@@ -811,7 +815,7 @@ def test_shared_down_refuses_while_branch_stacks_use_it(tmp_path: Path) -> None:
     service, fake = make_service(tmp_path, "shared_network = true\n")
     fake.backend.script("shared").outputs = {"network": auto.OutputValue({"vpc_id": "vpc-1"}, False)}
     service.up(prepared(service, recipes="aurora-serverless"))
-    with pytest.raises(envs.Refused, match=naming.stack_name("feature/x")):
+    with pytest.raises(Refused, match=naming.stack_name("feature/x")):
         service.shared_down()
     service.down("feature/x")
     assert service.shared_down().existed and "shared" not in fake.backend.stacks
@@ -867,7 +871,7 @@ def test_local_program_points_every_service_at_the_local_endpoint(tmp_path: Path
 
     service, _ = make_service(tmp_path)
     prep = prepared(service)
-    recorded = run_program(service.branch_program(), envs.config_values(prep.config), prep.stack)
+    recorded = run_program(service.branch_program(), config_values(prep.config), prep.stack)
     provider = next(inputs for typ, _, inputs in recorded if typ == "pulumi:providers:aws")
     endpoints = json.loads(provider["endpoints"])[0]
     assert endpoints == {service_name: ENDPOINT for service_name in local_aws.SERVICES}
@@ -883,7 +887,7 @@ def test_local_program_points_every_service_at_the_local_endpoint(tmp_path: Path
 def test_aws_program_has_no_local_endpoints(tmp_path: Path) -> None:
     service, _ = make_service(tmp_path, target="aws")
     prep = prepared(service)
-    recorded = run_program(service.branch_program(), envs.config_values(prep.config), prep.stack)
+    recorded = run_program(service.branch_program(), config_values(prep.config), prep.stack)
     provider = next(inputs for typ, _, inputs in recorded if typ == "pulumi:providers:aws")
     assert "endpoints" not in provider and "accessKey" not in provider
     assert service.local.starts == 0
@@ -891,8 +895,8 @@ def test_aws_program_has_no_local_endpoints(tmp_path: Path) -> None:
 
 def test_shared_program_builds_network_and_dms_service_roles(tmp_path: Path) -> None:
     service, _ = make_service(tmp_path)
-    prep = envs.prepare_shared(service.settings)
-    recorded = run_program(service.shared_program(), envs.config_values(prep.config), "shared")
+    prep = prepare_shared(service.settings)
+    recorded = run_program(service.shared_program(), config_values(prep.config), "shared")
     types = [typ for typ, _, _ in recorded]
     assert "aws:ec2/vpc:Vpc" in types and "db-recipes:dms:ServiceRoles" in types
     roles = {inputs.get("name") for typ, _, inputs in recorded if typ == "aws:iam/role:Role"}
@@ -907,7 +911,7 @@ def test_rotation_and_dms_on_the_shared_network_add_no_endpoints(tmp_path: Path)
     prep = prepared(service, recipes="secret-rotation,dms-migration")
     shared = {"network": {"vpc_id": "vpc-shared", "private_subnet_ids": ["subnet-a", "subnet-b"],
                           "app_security_group_id": "sg-app"}}
-    recorded = run_program(service.branch_program(), envs.config_values(prep.config), prep.stack, outputs=shared)
+    recorded = run_program(service.branch_program(), config_values(prep.config), prep.stack, outputs=shared)
     types = [typ for typ, _, _ in recorded]
     assert "aws:lambda/function:Function" in types and "aws:dms/replicationConfig:ReplicationConfig" in types
     assert "aws:ec2/vpcEndpoint:VpcEndpoint" not in types
@@ -918,7 +922,7 @@ def test_branch_stack_reads_the_network_from_the_shared_stack(tmp_path: Path) ->
     prep = prepared(service, recipes="aurora-serverless")
     shared = {"network": {"vpc_id": "vpc-shared", "private_subnet_ids": ["subnet-a", "subnet-b"],
                           "app_security_group_id": "sg-app"}}
-    recorded = run_program(service.branch_program(), envs.config_values(prep.config), prep.stack, outputs=shared)
+    recorded = run_program(service.branch_program(), config_values(prep.config), prep.stack, outputs=shared)
     types = [typ for typ, _, _ in recorded]
     assert "aws:ec2/vpc:Vpc" not in types and "aws:ec2/subnet:Subnet" not in types
     ref = next(inputs for typ, _, inputs in recorded if typ == "pulumi:pulumi:StackReference")
@@ -1010,151 +1014,18 @@ def test_config_setting_is_relative_to_the_project(tmp_path: Path, monkeypatch: 
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     service, _ = make_service(tmp_path, 'config = "stacks/dev.yaml"\n')
-    prep = envs.prepare(service.settings, branch="feature/x")
+    prep = prepare(service.settings, branch="feature/x")
     assert prep.recipes == ("dynamodb-autoscaling",)
 
 
 # ----------------------------------------------------------------- the real pulumi.automation over a scripted CLI
 #
-# Below the seam: the real LocalWorkspace/Stack code builds the command lines, runs the `pulumi`
-# binary and parses its JSON. The binary here is a small script that keeps stacks in a JSON file
-# and answers the few commands these operations use, in the real CLI's output formats.
-
-FAKE_CLI = r'''#!PYTHON
-import json, os, sys
-state_path = os.environ["FAKE_PULUMI_STATE"]
-args = [a for a in sys.argv[1:] if a != "--non-interactive"]
-with open(state_path + ".log", "a") as log:
-    log.write(json.dumps({"args": args, "cwd": os.getcwd(),
-                          "backend": os.environ.get("PULUMI_BACKEND_URL"),
-                          "passphrase_file": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")}) + "\n")
-if args == ["version"]:
-    print("v3.272.0"); sys.exit(0)
-state = json.load(open(state_path)) if os.path.exists(state_path) else {}
-def save():
-    json.dump(state, open(state_path, "w"))
-def opt(name):
-    return args[args.index(name) + 1] if name in args else None
-stack = opt("--stack")
-def need():
-    if stack not in state:
-        sys.stderr.write(f"error: no stack named '{stack}' found\n"); sys.exit(255)
-    return state[stack]
-if args[:2] == ["stack", "select"]:
-    need(); sys.exit(0)
-if args[:2] == ["stack", "init"]:
-    state[args[2]] = {"tags": {}, "config": {}, "outputs": {}, "secret_outputs": [], "resources": 0,
-                      "secrets_provider": opt("--secrets-provider")}
-    save(); sys.exit(0)
-if args[:3] == ["stack", "ls", "--json"]:
-    print(json.dumps([{"name": n, "current": False, "lastUpdate": "2026-11-27T10:05:00.000Z",
-                       "updateInProgress": False, "resourceCount": s["resources"]} for n, s in sorted(state.items())]))
-    sys.exit(0)
-if args[:3] == ["stack", "tag", "ls"]:
-    print(json.dumps(need()["tags"])); sys.exit(0)
-if args[:3] == ["stack", "tag", "set"]:
-    need()["tags"][args[3]] = args[4]; save(); sys.exit(0)
-if args[:2] == ["config", "set-all"]:
-    s = need()
-    for i, a in enumerate(args):
-        if a == "--plaintext":
-            key, _, value = args[i + 1].partition("=")
-            s["config"][key] = value
-    save(); sys.exit(0)
-if args[:2] == ["config", "rm-all"]:
-    s = need()
-    for key in args[4:]:
-        s["config"].pop(key, None)
-    save(); sys.exit(0)
-if args[0] == "config" and "--json" in args:
-    print(json.dumps({k: {"value": v, "secret": False} for k, v in need()["config"].items()})); sys.exit(0)
-if args[:2] == ["stack", "output"]:
-    s = need()
-    shown = "--show-secrets" in args
-    print(json.dumps({k: (v if shown or k not in s["secret_outputs"] else "[secret]")
-                      for k, v in s["outputs"].items()})); sys.exit(0)
-if args[:2] == ["stack", "history"]:
-    print(json.dumps(need().get("history", [])[:1])); sys.exit(0)
-def stream(events):
-    # The engine's event stream: JSON events over gRPC to the address given in --event-log.
-    import grpc
-    from pulumi.runtime.proto import events_pb2, events_pb2_grpc
-    address = opt("--event-log")[len("tcp://"):]
-    with grpc.insecure_channel(address) as channel:
-        events_pb2_grpc.EventsStub(channel).StreamEvents(
-            iter([events_pb2.EventRequest(event=json.dumps(e)) for e in events]))
-def steps(op, names):
-    out = []
-    for name in names:
-        meta = {"op": op, "urn": f"urn:pulumi:{stack}::db-recipes::aws:dynamodb/table:Table::{name}",
-                "type": "aws:dynamodb/table:Table", "provider": ""}
-        out.append({"sequence": len(out), "timestamp": 1, "resourcePreEvent": {"metadata": meta}})
-        out.append({"sequence": len(out), "timestamp": 2, "resOutputsEvent": {"metadata": meta}})
-    out.append({"sequence": len(out), "timestamp": 3, "summaryEvent": {
-        "maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": {op: len(names)}, "PolicyPacks": {}}})
-    return out
-def record(kind, changes):
-    s = need()
-    s.setdefault("history", []).insert(0, {
-        "kind": kind, "startTime": "2026-11-27T10:00:00.000Z", "endTime": "2026-11-27T10:01:00.000Z",
-        "message": opt("--message") or "", "environment": {}, "config": {}, "result": "succeeded",
-        "version": len(s["history"]) + 1, "resourceChanges": changes})
-if args[0] in ("up", "preview", "destroy"):
-    s = need()
-    if s.get("locked"):
-        sys.stderr.write(f"error: the stack is currently locked by 1 lock(s). Either wait for the other "
-                         f"process(es) to end or delete the lock file with `pulumi cancel`.\n"
-                         f"  file:///state/.pulumi/locks/organization/db-recipes/{stack}/1.json: created by "
-                         "ci@runner (pid 7) at 2026-11-27T10:00:00Z\n")
-        sys.exit(255)
-    if args[0] == "up" and s.get("fail"):
-        print(f"  aws:dynamodb:Table (orders):\n    error: creating orders: {s['fail']}")
-        sys.stderr.write("error: update failed\n"); sys.exit(255)
-    if args[0] == "destroy":
-        stream(steps("delete", ["orders"]))
-        record("destroy", {"delete": 1})
-        s["resources"], s["outputs"] = 0, {}
-    else:
-        stream(steps("create", ["orders"]))
-        if args[0] == "up":
-            record("update", {"create": 1})
-            s["resources"] = 2
-            s["outputs"] = {"dynamodb-autoscaling": {"table_name": "orders"}, "token": "t0ps3cret"}
-            if stack == "shared":
-                s["outputs"] = {"network": {"vpc_id": "vpc-1"}}
-            s["secret_outputs"] = ["token"]
-            s["policy_packs"] = [args[i + 1] for i, a in enumerate(args) if a == "--policy-pack"]
-    s["last_args"] = args
-    save(); sys.exit(0)
-if args[:2] == ["stack", "rm"]:
-    state.pop(args[-1], None); save(); sys.exit(0)
-sys.stderr.write("error: the scripted CLI does not know: " + " ".join(args) + "\n"); sys.exit(2)
-'''
+# The `pulumi` binary is the scripted one of tests/scripted_pulumi.py.
 
 
 @pytest.fixture
 def scripted_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Any]:
     return install_scripted_cli(tmp_path, monkeypatch)
-
-
-def install_scripted_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Any]:
-    """The scripted `pulumi` in tmp_path, its state file, and a real PulumiCommand for it."""
-    import sys
-
-    from automation import workspace
-
-    root = tmp_path / "pulumi-root"
-    (root / "bin").mkdir(parents=True)
-    binary = root / "bin" / "pulumi"
-    binary.write_text(FAKE_CLI.replace("#!PYTHON", "#!" + sys.executable), encoding="utf-8")
-    binary.chmod(0o755)
-    state = tmp_path / "cli-state.json"
-    monkeypatch.setenv("FAKE_PULUMI_STATE", str(state))
-    return state, workspace.pulumi_command(binary)
-
-
-def _cli_log(state: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(str(state) + ".log").read_text(encoding="utf-8").splitlines()]
 
 
 def test_real_automation_api_creates_configures_and_tags_in_the_stack_work_dir(tmp_path: Path,
@@ -1163,9 +1034,9 @@ def test_real_automation_api_creates_configures_and_tags_in_the_stack_work_dir(t
     project = tmp_path / "project"
     project.mkdir()
     settings = load_settings(project, env={})
-    service = envs.Environments(settings, envs.Engine(settings, command=command), local=StubLocal(),
+    service = envs.Environments(settings, Engine(settings, command=command), local=StubLocal(),
                                 identity=lambda: ("dev@example.com", "abc123"), clock=lambda: NOW)
-    prep = envs.prepare(settings, branch="feature/x", recipes="dynamodb-autoscaling")
+    prep = prepare(settings, branch="feature/x", recipes="dynamodb-autoscaling")
     stack = service.engine.stack(prep.stack, service.branch_program())
     service._sync_config(stack, prep.config)
     service._sync_tags(stack, prep)
@@ -1175,7 +1046,7 @@ def test_real_automation_api_creates_configures_and_tags_in_the_stack_work_dir(t
     assert saved["config"] == {"db-recipes:recipes": "dynamodb-autoscaling", "db-recipes:branch": "feature/x",
                                "db-recipes:ephemeral": "true", "aws:region": "us-east-1"}
     assert saved["tags"]["ephemeral"] == "true" and saved["tags"]["expires-at"] == "2026-11-30T12:00:00Z"
-    calls = _cli_log(state_file)
+    calls = cli_log(state_file)
     work_dir = str(project.resolve() / ".dbenv" / "work" / prep.stack)
     init = next(c for c in calls if c["args"][:2] == ["stack", "init"])
     assert init["cwd"] == work_dir and init["args"][2] == prep.stack
@@ -1193,15 +1064,15 @@ def test_real_automation_api_lists_masks_and_protects(tmp_path: Path, scripted_c
                     "secret_outputs": []},
     }), encoding="utf-8")
     settings = load_settings(tmp_path, env={})
-    service = envs.Environments(settings, envs.Engine(settings, command=command), local=StubLocal(),
+    service = envs.Environments(settings, Engine(settings, command=command), local=StubLocal(),
                                 clock=lambda: NOW)
     infos = {info.stack: info for info in service.list()}
     assert infos["old-1"].expired and infos["old-1"].resource_count == 5 and infos["old-1"].branch == "old"
     assert not infos["durable"].ephemeral and infos["durable"].last_result is None
     assert service.outputs("old-1") == {"endpoint": "db.local", "password": "[secret]"}
-    with pytest.raises(envs.Refused, match="not tagged ephemeral"):
+    with pytest.raises(Refused, match="not tagged ephemeral"):
         service._destroy("durable", "release", force=False, on_event=None, wait=False)
     assert not service.down("feature/never").existed
     assert service.local.starts == 0
-    commands = [" ".join(c["args"][:2]) for c in _cli_log(state_file)]
+    commands = [" ".join(c["args"][:2]) for c in cli_log(state_file)]
     assert "destroy" not in " ".join(commands)

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from automation import preflight
+from automation.operations import preflight
 
 pytestmark = pytest.mark.aws
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -67,13 +67,13 @@ def test_an_account_that_cannot_be_asked_is_not_blocked() -> None:
 
 
 def test_up_and_preview_stop_before_the_engine_when_roles_are_missing(iam, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from automation import environments as envs
+    from automation.operations.errors import BadInput
     from tests.test_environments import make_service, prepared
 
     service, fake = make_service(tmp_path)
     service.provider_settings = lambda: None  # AWS itself: here the in-process moto account
     ready = prepared(service, recipes="dms-migration")
     for operation in (service.up, service.preview):
-        with pytest.raises(envs.BadInput, match=r"no dms-vpc-role and no dms-cloudwatch-logs-role"):
+        with pytest.raises(BadInput, match=r"no dms-vpc-role and no dms-cloudwatch-logs-role"):
             operation(ready)
     assert not [call for call in fake.backend.calls if call[0] in ("up", "preview")]

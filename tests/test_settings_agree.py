@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from automation import cli
-from automation import environments as envs
 from automation.commands import common
+from automation.operations import environments as envs
+from automation.operations.engine import Engine, config_values
 from automation.planning import plan as planning
 from automation.planning import policy_check as checking
 from components import naming
@@ -43,7 +44,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[P
     seen: dict[str, Any] = {}
 
     def environments(settings: Any, *, read_only: bool = False) -> envs.Environments:
-        engine = envs.Engine(settings, auto=fake, command=object(), read_only=read_only)
+        engine = Engine(settings, auto=fake, command=object(), read_only=read_only)
         return envs.Environments(settings, engine, local=StubLocal(), identity=lambda: ("dev@example.com", "abc"),
                                  clock=lambda: NOW)
 
@@ -93,7 +94,7 @@ def test_plan_policy_check_preview_and_up_hand_the_program_the_same_config(
     planned_stack, planned = seen["build_plan"][0]
     checked_stack, checked = seen["policy_check"]
     assert planned_stack == checked_stack == STACK
-    as_engine_sees = envs.config_values
+    as_engine_sees = config_values
     assert as_engine_sees(planned) == as_engine_sees(checked) == previewed == deployed
     # and the values are the resolved settings, not defaults
     region = env.get("DBENV_REGION", "eu-west-1")

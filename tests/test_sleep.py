@@ -13,10 +13,10 @@ import pulumi.automation as auto
 import pytest
 from moto.server import ThreadedMotoServer
 
-from automation import environments as envs
 from automation import local_aws
 from automation.local_aws import free_port
-from automation.sleep import Sleeper
+from automation.operations.errors import Refused
+from automation.operations.sleep import Sleeper
 from components import naming
 from tests.test_environments import NOW, make_service
 
@@ -121,7 +121,7 @@ def test_wake_starts_and_waits_until_available(tmp_path: Path, endpoint: str) ->
 
 
 def test_wake_gives_up_after_its_timeout(tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from automation import sleep as sleep_mod
+    from automation.operations import sleep as sleep_mod
 
     rds = client(endpoint)
     databases(rds)
@@ -147,7 +147,7 @@ def test_wake_gives_up_after_its_timeout(tmp_path: Path, endpoint: str, monkeypa
 def test_sleep_refuses_durable_stacks(tmp_path: Path, endpoint: str) -> None:
     sleeper, _, state = setup(tmp_path, endpoint)
     state.tags["ephemeral"] = "false"
-    with pytest.raises(envs.Refused, match="durable"):
+    with pytest.raises(Refused, match="durable"):
         sleeper.sleep(STACK, BRANCH)
     assert "sleep-state" not in state.tags
 
@@ -190,7 +190,7 @@ def test_sleep_and_wake_commands_print_what_keeps_costing(tmp_path: Path, endpoi
 
     from automation import cli
     from automation.commands import common
-    from automation.commands import sleep as sleep_cmd
+    from automation.operations import lifecycle
 
     rds = client(endpoint)
     databases(rds)
@@ -199,7 +199,7 @@ def test_sleep_and_wake_commands_print_what_keeps_costing(tmp_path: Path, endpoi
     state.config["db-recipes:ephemeral"] = auto.ConfigValue(value="true")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(common, "environments", lambda settings: sleeper.service)
-    monkeypatch.setattr(sleep_cmd, "sleeper", lambda service: sleeper)
+    monkeypatch.setattr(lifecycle, "sleeper", lambda service: sleeper)
     runner = CliRunner()
 
     asleep = runner.invoke(cli.app, ["sleep", "-b", BRANCH])

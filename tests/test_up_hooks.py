@@ -11,8 +11,11 @@ import pulumi.automation as auto
 import pytest
 from moto import mock_aws
 
-from automation import environments as envs
 from automation import workspace
+from automation.operations import environments as envs
+from automation.operations.engine import Engine
+from automation.operations.errors import OperationFailed
+from automation.operations.prepare import Prepared, prepare_hooks
 from automation.runbooks import db
 from tests.schema_fixtures import query
 from tests.test_cli_env import BRANCH, project, run  # noqa: F401 - the fixture is used by name
@@ -73,15 +76,15 @@ def test_hooks_run_on_the_branch_database_after_the_deploy(databases: Callable[[
             Name="rds-proxy-admin", SecretString=json.dumps({"username": "root", "password": ""}))["ARN"]
         outputs = {"rds-proxy": auto.OutputValue({"proxy_endpoint": "127.0.0.1", "port": 3306,
                                                   "database_name": database, "secret_arn": arn}, False)}
-        prepared = envs.Prepared(stack="feature-x", branch=BRANCH, config={}, recipes=("rds-proxy",),
+        prepared = Prepared(stack="feature-x", branch=BRANCH, config={}, recipes=("rds-proxy",),
                                  region="us-east-1", ephemeral=True, shared_network=False, ttl=settings.ttl)
-        hooks = envs.prepare_hooks(settings, prepared)
-        service = envs.Environments(settings, envs.Engine(settings, auto=FakeAutomation(), command=object()))
+        hooks = prepare_hooks(settings, prepared)
+        service = envs.Environments(settings, Engine(settings, auto=FakeAutomation(), command=object()))
         lines: list[str] = []
         service.run_data_hooks(prepared, outputs, hooks, on_line=lines.append)
         assert query("mysql", database, "SELECT id FROM seeded") == [(7,)]
         assert lines == ["ran seed seed.sql (2 statements)", "migrate: echo migrated $MYSQL_DATABASE",
                          f"migrated {database}"]
-        failing = envs.prepare_hooks(workspace.load_settings(tmp_path, env={}, flags={"migrate": "exit 4"}), prepared)
-        with pytest.raises(envs.OperationFailed, match="deployed, then migrate: 'exit 4' exited with 4"):
+        failing = prepare_hooks(workspace.load_settings(tmp_path, env={}, flags={"migrate": "exit 4"}), prepared)
+        with pytest.raises(OperationFailed, match="deployed, then migrate: 'exit 4' exited with 4"):
             service.run_data_hooks(prepared, outputs, failing, on_line=lines.append)

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 import typer
 
 if TYPE_CHECKING:
-    from automation.environments import Environments, Prepared
     from automation.local_aws import LocalAws
+    from automation.operations.environments import Environments
+    from automation.operations.prepare import Prepared
     from automation.workspace import Settings
 
 T = TypeVar("T")
@@ -77,45 +78,64 @@ def branch_of(settings: Settings) -> str:
 
 
 def environments(settings: Settings, *, read_only: bool = False) -> Environments:
-    """The environment service; ``read_only`` ones never create .dbenv/ (work dirs, passphrase, state)."""
-    from automation.environments import Environments
+    """The environments of these settings; ``read_only`` ones never create .dbenv/ (work dirs, passphrase, state)."""
+    from automation.operations import lifecycle
 
-    return Environments(settings, read_only=read_only)
+    return lifecycle.environments_for(settings, read_only=read_only)
 
 
 def prepare(settings: Settings, *, check_engine: bool = True) -> Prepared:
     """The stack config every stack-building command (plan, policy check, preview, up) hands to the program."""
-    from automation import environments as envs
+    from automation.operations import errors, lifecycle
 
     try:
-        return envs.prepare(settings, check_engine=check_engine)
-    except envs.BadInput as err:
+        return lifecycle.validate(settings, check_engine=check_engine)
+    except errors.BadInput as err:
         fail(str(err))
 
 
 def require_project(settings: Settings) -> None:
     """Commands that write state keep it in the project's .dbenv/, so they need a project."""
-    if not settings.in_project:
-        fail(f"no dbenv project in {settings.project_dir} or above (no dbenv.toml or pyproject.toml): "
-             "run dbenv in your project, or create an empty dbenv.toml to start one")
+    from automation.operations import errors, lifecycle
+
+    try:
+        lifecycle.require_project(settings)
+    except errors.BadInput as err:
+        fail(str(err))
 
 
-def engine_call(title: str, call: Callable[[Any], T], *, display: bool = True) -> T:
-    """Run an engine operation with a progress display; map every failure to one line and an exit code."""
-    from automation import environments as envs
-    from automation import local_aws, progress, workspace
+def engine_call(title: str | Callable[[], str], call: Callable[[Any], T], *, display: bool = True) -> T:
+    """Run an operation, with a progress display from its first engine event; map every failure of
+    ``operations.errors`` to one line and its exit code (USAGE 2, FAILED 1)."""
+    from automation.commands import progress
+    from automation.operations import errors
 
     try:
         if not display:
             return call(None)
-        with progress.renderer(sys.stderr, title) as shown:
+        shown = progress.Display(sys.stderr, title)
+        try:
             return call(shown.on_event)
-    except (envs.BadInput, envs.Refused) as err:
+        finally:
+            shown.close()
+    except errors.USAGE as err:
         fail(str(err))
-    except (envs.OperationFailed, envs.NotFound, workspace.PulumiCliError, local_aws.LocalAwsError) as err:
+    except errors.FAILED as err:
         fail(str(err), EXIT_FAILED)
-    except workspace.SettingsError as err:
-        fail(str(err))
+
+
+def stack_title(verb: str, settings: Settings) -> Callable[[], str]:
+    """The display's title, asked for once the engine runs (the branch is valid by then)."""
+    from components import naming
+
+    return lambda: f"{verb} {naming.stack_name(settings.branch)}"
+
+
+def echo_line(line: str) -> None:
+    """A line of an operation (a runbook step, a notice) on stderr; a warning as `dbenv: <line>`."""
+    from automation.operations import lifecycle
+
+    typer.echo(f"dbenv: {line}" if isinstance(line, lifecycle.WarningLine) else line, err=True)
 
 
 def print_outputs(outputs: dict) -> None:
@@ -129,15 +149,19 @@ def print_outputs(outputs: dict) -> None:
     typer.echo("\n".join("  " + line for line in text.rstrip().splitlines()))
 
 
-def confirm_deploy(prepared: Prepared, settings: Settings, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        fail("not on a terminal: pass --yes to deploy without a prompt")
-    question = (f"Deploy {', '.join(prepared.recipes)} to stack {prepared.stack} "
-                f"(target {settings.target}, region {prepared.region})?")
-    if not typer.confirm(question, default=False):
-        fail("not deployed", EXIT_FAILED)
+def confirmation(settings: Settings, yes: bool) -> Callable[[Prepared], bool]:
+    """What `dbenv up` asks right before the engine runs; --yes answers it, and off a terminal it must."""
+
+    def ask(prepared: Prepared) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            fail("not on a terminal: pass --yes to deploy without a prompt")
+        question = (f"Deploy {', '.join(prepared.recipes)} to stack {prepared.stack} "
+                    f"(target {settings.target}, region {prepared.region})?")
+        return typer.confirm(question, default=False)
+
+    return ask
 
 
 def local_server(settings: Settings | None = None) -> LocalAws:

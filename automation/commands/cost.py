@@ -1,4 +1,4 @@
-"""`dbenv cost`, and the budget gate `up` and `preview` pass before the engine runs."""
+"""`dbenv cost`, the cost column of `dbenv plan`, and the budget options of `up` and `preview`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from automation.commands.common import (
 )
 
 if TYPE_CHECKING:
-    from automation.environments import Prepared
+    from automation.operations.prepare import Prepared
     from automation.planning.cost import Estimate, Usage
     from automation.workspace import Settings
 
@@ -38,13 +38,8 @@ OverBudgetOption = Annotated[bool, typer.Option("--over-budget", help="Deploy ev
 def load_usage(path: Path | None, settings: Settings | None = None) -> Usage:
     from automation.planning import cost
 
-    if path is None:
-        default = (settings.project_dir if settings else Path.cwd()) / cost.USAGE_FILE
-        if not default.is_file():
-            return cost.Usage()
-        path = default
     try:
-        return cost.read_usage(path)
+        return cost.project_usage(settings.project_dir if settings else Path.cwd(), path)
     except cost.CostError as err:
         fail(str(err))
 
@@ -114,42 +109,7 @@ def _read_estimate(path: Path) -> dict[str, Any]:
     return doc
 
 
-# ------------------------------------------------------------------ budget gate and records for `up`
-
-
-def budget_gate(prepared: Prepared, settings: Settings, over_budget: bool) -> Estimate | None:
-    """Estimate the change before the engine runs; refuse it (exit 2) when its idle figure is over budget.
-
-    Without a budget an estimate that cannot be made is a warning, not an error: it only feeds `dbenv ls`.
-    """
-    from automation.planning import cost as pricing
-    from automation.planning import plan as planning
-
-    budget = settings.budget
-    try:
-        result = pricing.estimate_stack(prepared.config, prepared.stack, load_usage(None, settings))
-    except (planning.PlanError, pricing.CostError) as err:
-        if budget is not None and not over_budget:
-            fail(f"cannot estimate the cost to check the budget: {err} (pass --over-budget to deploy anyway)")
-        typer.echo(f"dbenv: no cost estimate: {err}", err=True)
-        return None
-    idle = result.total("idle")
-    if budget is not None and idle > budget and not over_budget:
-        drivers = "; ".join(f"{name} {part} {pricing.money(value)}" for name, part, value in result.drivers("idle", 3))
-        fail(f"estimated idle cost {pricing.money(idle)}/month is over the budget of {pricing.money(budget)}; "
-             f"top drivers: {drivers}. Pass --over-budget to deploy anyway")
-    if budget is not None:
-        typer.echo(f"estimated cost: {pricing.money(idle)}/month idle, {pricing.money(result.total('asleep'))} "
-                   f"asleep (budget {pricing.money(budget)})", err=True)
-    return result
-
-
-def record_estimate(service: Any, stack: str, result: Estimate | None) -> None:
-    """Keep the figures on the stack's tags for `dbenv ls`, and mark the branch awake since now."""
-    from automation import sleep
-
-    figures = None if result is None else (result.total("idle"), result.total("asleep"))
-    sleep.Sleeper(service).mark_deployed(stack, figures)
+# ------------------------------------------------------------------ the cost column of `dbenv plan`
 
 
 def plan_estimate(prepared: Prepared, settings: Settings) -> Estimate:

@@ -10,7 +10,6 @@ import typer
 
 from automation.commands import common
 from automation.commands import cost as cost_cmd
-from automation.commands import sleep as sleep_cmd
 from automation.commands.common import (
     EXIT_FAILED,
     BranchOption,
@@ -24,13 +23,15 @@ from automation.commands.common import (
     TtlOption,
     WaitOption,
     branch_of,
-    confirm_deploy,
+    confirmation,
+    echo_line,
     engine_call,
     env_settings,
     fail,
     prepare,
     print_outputs,
     require_project,
+    stack_title,
 )
 
 
@@ -111,32 +112,26 @@ def up(
 
     Example: dbenv up --branch feature/x --from staging --recipes aurora-serverless,dynamodb-autoscaling --yes
     """
-    from automation import environments as envs
+    from automation.operations import lifecycle
+    from automation.operations.engine import TAG_CLONED, TAG_EXPIRES, TAG_PARENT
 
     settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, ttl=ttl, durable=durable,
                             parent=parent, budget=budget, migrate=migrate,
                             post_clone=[str(p) for p in post_clone] if post_clone else None,
                             seed=[str(p) for p in seed] if seed else None)
-    prepared = prepare(settings)
-    require_project(settings)
-    hooks = engine_call("hooks", lambda _: envs.prepare_hooks(settings, prepared), display=False)
-    estimate = cost_cmd.budget_gate(prepared, settings, over_budget)
-    confirm_deploy(prepared, settings, yes)
-    service = common.environments(settings)
-    outcome = engine_call(f"up {prepared.stack}",
-                          lambda on_event: service.up(prepared, on_event=on_event, wait=wait, hooks=hooks,
-                                                      on_line=lambda line: typer.echo(line, err=True)))
-    cost_cmd.record_estimate(service, outcome.stack, estimate)
-    outputs = envs.mask_outputs(outcome.outputs)
+    deployed = engine_call(stack_title("up", settings), lambda on_event: lifecycle.up(
+        settings, over_budget=over_budget, wait=wait, confirm=confirmation(settings, yes), on_event=on_event,
+        on_line=echo_line, environments=common.environments(settings)))
+    outcome, outputs = deployed.outcome, deployed.outputs
     if as_json:
         typer.echo(json.dumps({"stack": outcome.stack, "branch": outcome.branch, "result": outcome.result,
                                "changes": outcome.changes, "tags": dict(outcome.tags),
                                "outputs": outputs}, indent=2))
         return
     tags = outcome.tags
-    cloned = f"; cloned from {tags[envs.TAG_PARENT]} at {tags.get(envs.TAG_CLONED)}" if envs.TAG_PARENT in tags else ""
+    cloned = f"; cloned from {tags[TAG_PARENT]} at {tags.get(TAG_CLONED)}" if TAG_PARENT in tags else ""
     typer.echo(f"stack {outcome.stack} (branch {outcome.branch}): {outcome.result}; "
-               f"expires {tags.get(envs.TAG_EXPIRES)}{cloned}")
+               f"expires {tags.get(TAG_EXPIRES)}{cloned}")
     print_outputs(outputs)
 
 
@@ -158,14 +153,13 @@ def preview(
 
     Example: dbenv preview --branch feature/x --recipes all
     """
+    from automation.operations import lifecycle
+
     settings = env_settings(branch=branch, recipes=recipes, config=config, target=target, durable=durable,
                             parent=parent, budget=budget)
-    prepared = prepare(settings)
-    require_project(settings)
-    cost_cmd.budget_gate(prepared, settings, over_budget)
-    service = common.environments(settings)
-    outcome = engine_call(f"preview {prepared.stack}",
-                           lambda on_event: service.preview(prepared, on_event=on_event, wait=wait))
+    outcome = engine_call(stack_title("preview", settings), lambda on_event: lifecycle.preview(
+        settings, over_budget=over_budget, wait=wait, on_event=on_event, on_line=echo_line,
+        environments=common.environments(settings)))
     if as_json:
         typer.echo(json.dumps({"stack": outcome.stack, "changes": outcome.changes,
                                "policy_pack": outcome.policy_pack}, indent=2))
@@ -189,19 +183,18 @@ def down(
 
     Example: dbenv down --branch feature/x
     """
+    from automation.operations import lifecycle
+
     settings = env_settings(branch=branch, target=target)
-    chosen = branch_of(settings)
-    require_project(settings)
-    service = common.environments(settings)
-    outcome = engine_call(f"down {chosen}",
-                           lambda on_event: service.down(chosen, force=force, on_event=on_event, wait=wait))
+    outcome = engine_call(lambda: f"down {settings.branch}", lambda on_event: lifecycle.down(
+        settings, force=force, wait=wait, on_event=on_event, environments=common.environments(settings)))
     if as_json:
         typer.echo(json.dumps({"stack": outcome.stack, "branch": outcome.branch, "existed": outcome.existed,
                                "changes": outcome.changes}, indent=2))
     elif outcome.existed:
-        typer.echo(f"stack {outcome.stack} (branch {chosen}) destroyed and removed")
+        typer.echo(f"stack {outcome.stack} (branch {outcome.branch}) destroyed and removed")
     else:
-        typer.echo(f"no environment for branch {chosen} (stack {outcome.stack}): nothing to do")
+        typer.echo(f"no environment for branch {outcome.branch} (stack {outcome.stack}): nothing to do")
 
 
 def list_environments(target: TargetOption = None, as_json: JsonOption = False) -> None:
@@ -212,8 +205,8 @@ def list_environments(target: TargetOption = None, as_json: JsonOption = False) 
 
     Example: dbenv ls --json
     """
-    from automation import environments as envs
     from automation import workspace
+    from automation.operations.engine import format_time
 
     settings = env_settings(target=target)
     service = common.environments(settings, read_only=True)
@@ -230,7 +223,7 @@ def list_environments(target: TargetOption = None, as_json: JsonOption = False) 
         expires = workspace.format_duration(info.expires_at - info.now) if info.expires_at else "-"
         state = ",".join(s for s, on in (("expired", info.expired), ("locked", info.locked),
                                          ("durable", not info.ephemeral)) if on) or "ok"
-        cloned = envs.format_time(info.cloned_at) if info.cloned_at else "-"
+        cloned = format_time(info.cloned_at) if info.cloned_at else "-"
         rows.append((info.stack, info.branch or "-", info.parent or "-", cloned,
                      workspace.format_duration(info.age) if info.age else "-",
                      expires, str(info.resource_count if info.resource_count is not None else "-"),
@@ -282,28 +275,22 @@ def reap(
     Example: dbenv reap --dry-run --older-than 7d
     """
     from automation import workspace
+    from automation.operations import lifecycle
 
     settings = env_settings(target=target)
     try:
         age = workspace.parse_duration(older_than, "--older-than") if older_than is not None else None
     except workspace.SettingsError as err:
         fail(str(err))
-    if not dry_run:
-        require_project(settings)
-    service = common.environments(settings, read_only=dry_run)
 
     def report(result: Any) -> None:
         if not as_json:
             detail = f": {result.detail}" if result.detail else ""
             typer.echo(f"{result.status:<13} {result.stack} ({result.branch or '-'}){detail}")
 
-    results = engine_call("reap", lambda _: service.reap(dry_run=dry_run, older_than=age, on_result=report),
-                           display=False)
-    slept = engine_call("reap", lambda _: sleep_cmd.reap_sleep(service, settings, dry_run=dry_run,
-                                                               skip={r.stack for r in results}), display=False)
-    for result in slept:
-        report(result)
-    results = [*results, *slept]
+    results = engine_call("reap", lambda _: lifecycle.reap(
+        settings, dry_run=dry_run, older_than=age, on_result=report,
+        environments=common.environments(settings, read_only=dry_run)), display=False)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
     elif not results:

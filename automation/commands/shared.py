@@ -37,17 +37,19 @@ def shared_up(
 
     Example: dbenv shared up --target aws
     """
-    from automation import environments as envs
+    from automation.operations.engine import mask_outputs
+    from automation.operations.errors import BadInput
+    from automation.operations.prepare import prepare_shared
 
     settings = env_settings(target=target)
     try:
-        prepared = envs.prepare_shared(settings, config)
-    except envs.BadInput as err:
+        prepared = prepare_shared(settings, config)
+    except BadInput as err:
         fail(str(err))
     require_project(settings)
     service = common.environments(settings)
     outcome = engine_call("shared up", lambda on_event: service.up(prepared, on_event=on_event, wait=wait))
-    values = envs.mask_outputs(outcome.outputs)
+    values = mask_outputs(outcome.outputs)
     if as_json:
         typer.echo(json.dumps({"stack": outcome.stack, "result": outcome.result, "outputs": values}, indent=2))
     else:
@@ -79,7 +81,7 @@ def shared_outputs(target: TargetOption = None, show_secrets: ShowSecretsOption 
 
     Example: dbenv shared outputs --json
     """
-    from automation.environments import SHARED_STACK
+    from automation.operations.prepare import SHARED_STACK
 
     settings = env_settings(target=target)
     service = common.environments(settings, read_only=True)

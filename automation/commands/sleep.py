@@ -9,63 +9,22 @@ import typer
 
 from automation.commands import common
 from automation.commands.common import (
-    EXIT_FAILED,
     BranchOption,
     JsonOption,
     TargetOption,
-    branch_of,
+    echo_line,
+    engine_call,
     env_settings,
-    fail,
 )
 
 
-def sleeper(service: Any) -> Any:
-    from automation.sleep import Sleeper
-
-    return Sleeper(service)
-
-
-def _run(verb: str, branch: str | None, target: str | None) -> tuple[Any, Any]:
-    from automation import environments as envs
-    from automation import sleep
-    from components import naming
+def _run(verb: str, branch: str | None, target: str | None) -> Any:
+    from automation.operations import lifecycle
 
     settings = env_settings(branch=branch, target=target)
-    chosen = branch_of(settings)
-    service = common.environments(settings)
-    worker = sleeper(service)
-    stack = naming.stack_name(chosen)
-    try:
-        report = getattr(worker, verb)(stack, chosen)
-    except envs.Refused as err:
-        fail(str(err))
-    except (envs.NotFound, sleep.SleepError) as err:
-        fail(str(err), EXIT_FAILED)
-    return report, settings
-
-
-def _still_costing(report: Any) -> list[tuple[str, str, float]]:
-    """What bills while asleep, from the stack's own config priced offline (empty if it cannot be priced)."""
-    from automation.planning import cost
-    from automation.planning import plan as planning
-
-    config = {k: _decode(v) for k, v in report.config.items()}
-    if "db-recipes:recipes" not in config:
-        return []
-    try:
-        return cost.estimate_stack(config, report.stack).still_costing()
-    except (planning.PlanError, cost.CostError) as err:
-        typer.echo(f"dbenv: cannot price what keeps costing: {err}", err=True)
-        return []
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    operation = lifecycle.sleep if verb == "sleep" else lifecycle.wake
+    return engine_call(verb, lambda _: operation(settings, environments=common.environments(settings),
+                                                 on_line=echo_line), display=False)
 
 
 def sleep(branch: BranchOption = None, target: TargetOption = None, as_json: JsonOption = False) -> None:
@@ -79,8 +38,8 @@ def sleep(branch: BranchOption = None, target: TargetOption = None, as_json: Jso
     """
     from automation.planning import cost
 
-    report, _ = _run("sleep", branch, target)
-    costing = _still_costing(report)
+    report = _run("sleep", branch, target)
+    costing = report.still_costing
     if as_json:
         data = report.to_json()
         data["still_costing"] = [{"resource": name, "component": part, "monthly": round(value, 2)}
@@ -100,7 +59,7 @@ def wake(branch: BranchOption = None, target: TargetOption = None, as_json: Json
 
     Example: dbenv wake --branch feature/x
     """
-    report, _ = _run("wake", branch, target)
+    report = _run("wake", branch, target)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
@@ -113,8 +72,3 @@ def _print_report(report: Any, state: str, verb: str) -> None:
         typer.echo(f"  {verb:<8} {db.label()}")
     for db in report.left:
         typer.echo(f"  {'left':<8} {db.label()}: {db.reason}")
-
-
-def reap_sleep(service: Any, settings: Any, *, dry_run: bool, skip: set[str]) -> list[Any]:
-    """The sleeping half of `dbenv reap`."""
-    return sleeper(service).reap(sleep_after=settings.sleep_after, dry_run=dry_run, skip=skip)

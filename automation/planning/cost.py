@@ -180,6 +180,16 @@ def parse_usage(document: Any, label: str) -> Usage:
                  source=label)
 
 
+def project_usage(project_dir: Path, path: Path | None = None) -> Usage:
+    """The usage file given, else the project's dbenv-usage.yml if there is one, else no usage."""
+    if path is None:
+        default = project_dir / USAGE_FILE
+        if not default.is_file():
+            return Usage()
+        path = default
+    return read_usage(path)
+
+
 def read_usage(path: Path) -> Usage:
     from automation import inputs
 

@@ -233,14 +233,29 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     unexpected = sorted(set(document) - {"config", "secretsprovider", "encryptedkey", "environment"})
     if unexpected:
         raise PlanError(f"config file {path}: unknown top-level key {unexpected[0]!r} (expected 'config')")
-    config = document.get("config") or {}
+    return config_mapping(document.get("config") or {}, f"config file {path}")
+
+
+def config_mapping(config: Any, source: str) -> dict[str, Any]:
+    """The ``config:`` mapping of a stack config, read from a file or handed in (a service request):
+    one set of checks for both. The recipes' own keys are checked when the config is parsed."""
+    from automation import inputs
+
+    if not isinstance(config, Mapping):
+        raise PlanError(f"{source}: expected a mapping of config keys (e.g. aws:region) to values")
+    try:
+        inputs.check_depth(dict(config), source)
+    except inputs.InputError as err:
+        raise PlanError(str(err)) from None
     for key, value in config.items():
+        if not isinstance(key, str):
+            raise PlanError(f"{source}: config key {key!r} is not a string (e.g. aws:region)")
         if isinstance(value, dict) and "secure" in value:
             raise PlanError(
-                f"config file {path}: {key} is an encrypted secret, which only its own stack can decrypt: "
+                f"{source}: {key} is an encrypted secret, which only its own stack can decrypt: "
                 "leave it out of the file and set it on the stack with `pulumi config set --secret`"
             )
-    return config
+    return dict(config)
 
 
 def merge_config(base: Mapping[str, Any], *, recipes: str | None = None, branch: str | None = None,

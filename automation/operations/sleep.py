@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from automation import environments as envs
-from automation.environments import (
+from automation.operations import environments as envs
+from automation.operations.engine import (
     ASLEEP,
     AWAKE,
     TAG_AWAKE_SINCE,
@@ -33,13 +33,10 @@ from automation.environments import (
     TAG_SLEEP,
     TAG_SLEPT_AT,
 )
+from automation.operations.errors import NotFound, Refused, SleepError
 
 WAKE_TIMEOUT = timedelta(minutes=30)
 POLL_SECONDS = 15.0
-
-
-class SleepError(Exception):
-    """AWS refused or could not be reached: exit 1."""
 
 
 @dataclass
@@ -61,6 +58,8 @@ class SleepReport:
     acted: list[Database] = field(default_factory=list)
     left: list[Database] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    # What still bills while asleep, priced offline from the stack's config: (resource, component, USD a month).
+    still_costing: list[tuple[str, str, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "branch": self.branch, "region": self.region,
@@ -81,7 +80,7 @@ def rds_client_factory(service: envs.Environments) -> Callable[[str], Any]:
 
             status = service.local.status()
             if not status.running:
-                raise envs.NotFound("the local AWS endpoint is not running: there is nothing on it to sleep or wake")
+                raise NotFound("the local AWS endpoint is not running: there is nothing on it to sleep or wake")
             return boto3.client("rds", endpoint_url=status.endpoint, region_name=region,
                                 aws_access_key_id=local_aws.ACCESS_KEY, aws_secret_access_key=local_aws.SECRET_KEY)
         return boto3.client("rds", region_name=region)
@@ -113,7 +112,7 @@ class Sleeper:
         try:
             return engine.stack(stack_name, None, create=False)
         except engine.auto.StackNotFoundError:
-            raise envs.NotFound(f"no environment {stack_name}: run `dbenv up` first") from None
+            raise NotFound(f"no environment {stack_name}: run `dbenv up` first") from None
 
     def _set_tags(self, stack: Any, tags: dict[str, str]) -> None:
         current = stack.list_tags()
@@ -157,7 +156,7 @@ class Sleeper:
         stack = self._stack(stack_name)
         tags = stack.list_tags()
         if tags.get(envs.TAG_EPHEMERAL) != "true":
-            raise envs.Refused(f"stack {stack_name} is durable (not tagged ephemeral=true): dbenv sleeps branch "
+            raise Refused(f"stack {stack_name} is durable (not tagged ephemeral=true): dbenv sleeps branch "
                                "environments only")
         config = self._config(stack)
         report = SleepReport(stack_name, branch or tags.get(envs.TAG_BRANCH), self._region(config), config=config)
@@ -223,7 +222,7 @@ class Sleeper:
                 continue
             try:
                 result = self._reap_one(env, now, sleep_after, dry_run)
-            except (envs.NotFound, envs.Refused, SleepError) as err:
+            except (NotFound, Refused, SleepError) as err:
                 result = envs.ReapResult(env.stack, env.branch, "failed", str(err))
             except Exception as err:  # noqa: BLE001 - one stack's surprise must not stop the others
                 result = envs.ReapResult(env.stack, env.branch, "failed", f"{type(err).__name__}: {err}")

@@ -1,21 +1,18 @@
-"""Engine events -> what the user sees while a stack changes.
+"""Engine events -> the state of one operation, and one plain line per thing that happened.
 
-``Tracker`` folds ``pulumi.automation.events.EngineEvent`` objects into the
-state of an operation (resources in flight, done, failed, diagnostics,
-policy violations). Two renderers show it: ``PlainRenderer`` writes one line
-per finished resource operation and every diagnostic (CI logs, pipes,
-``NO_COLOR``), ``LiveRenderer`` keeps a rich live panel on a terminal.
-The engine calls ``on_event`` from its own threads, hence the lock.
+``Tracker`` folds ``pulumi.automation.events.EngineEvent`` objects into the state of an
+operation (resources in flight, done, failed, diagnostics, policy violations); ``describe``
+says what each happening is in one line. Both faces use them: the CLI's progress display
+(``commands.progress``) and the service's job log. The engine calls ``on_event`` from its own
+threads: whoever feeds a Tracker holds a lock.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 # Operations that change nothing are not worth a line.
 _QUIET_OPS = {"same", "read", "refresh"}
@@ -158,109 +155,18 @@ def format_changes(changes: Mapping[str, int] | None) -> str:
     return ", ".join(f"{count} {op}" for op, count in sorted(changes.items()) if count)
 
 
-class PlainRenderer:
-    """One line per finished or failed resource operation, every diagnostic and policy violation."""
-
-    def __init__(self, stream: IO[str], tracker: Tracker | None = None) -> None:
-        self.stream = stream
-        self.tracker = tracker or Tracker()
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> PlainRenderer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stream.flush()
-
-    def on_event(self, event: Any) -> None:
-        with self._lock:
-            for kind, item in self.tracker.apply(event):
-                line = self._line(kind, item)
-                if line:
-                    self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def _line(self, kind: str, item: Any) -> str | None:
-        if kind == "done":
-            symbol = _SYMBOLS.get(item.op, "*")
-            seconds = f" ({item.finished - item.started:.0f}s)" if item.finished is not None else ""
-            return f"{symbol} {_VERBS.get(item.op, item.op)} {describe_op(item)}{seconds}"
-        if kind == "failed":
-            return f"! failed to {item.op} {describe_op(item)}"
-        if kind == "diagnostic":
-            return format_diagnostic(item)
-        if kind == "policy":
-            return format_violation(item)
-        if kind == "summary":
-            return f"= {format_changes(item)} in {self.tracker.elapsed:.0f}s"
-        return None
-
-
-class LiveRenderer:
-    """A rich live panel: counts, elapsed time, the resources in flight; messages print above it."""
-
-    def __init__(self, console: Any, title: str, tracker: Tracker | None = None) -> None:
-        from rich.live import Live
-
-        self.console = console
-        self.title = title
-        self.tracker = tracker or Tracker()
-        self._lock = threading.Lock()
-        self._live = Live(self._render(), console=console, refresh_per_second=4, transient=True,
-                          get_renderable=self._render)
-
-    def __enter__(self) -> LiveRenderer:
-        self._live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._live.__exit__(None, None, None)
-        tracker = self.tracker
-        self.console.print(f"{self.title}: {len(tracker.done)} done, {len(tracker.failed)} failed, "
-                           f"{tracker.elapsed:.0f}s", highlight=False)
-
-    def on_event(self, event: Any) -> None:
-        with self._lock:
-            for kind, item in self.tracker.apply(event):
-                if kind == "diagnostic":
-                    style = "red" if item.severity.startswith("error") else "yellow" if item.severity == "warning" else ""
-                    self._print(format_diagnostic(item), style)
-                elif kind == "policy":
-                    self._print(format_violation(item), "red" if item.level == "mandatory" else "yellow")
-                elif kind == "failed":
-                    self._print(f"failed to {item.op} {describe_op(item)}", "red")
-
-    def _print(self, text: str, style: str) -> None:
-        from rich.text import Text
-
-        self._live.console.print(Text(text, style=style))
-
-    def _render(self) -> Any:
-        from rich.table import Table
-
-        tracker = self.tracker
-        table = Table.grid(padding=(0, 2))
-        table.add_row(f"[bold]{self.title}[/]", f"{len(tracker.in_flight)} in flight",
-                      f"[green]{len(tracker.done)} done[/]", f"[red]{len(tracker.failed)} failed[/]",
-                      f"{tracker.elapsed:.0f}s")
-        now = tracker.clock()
-        for op in sorted(tracker.in_flight.values(), key=lambda o: o.started)[:12]:
-            table.add_row("", op.op, op.type, op.name, f"{now - op.started:.0f}s")
-        return table
-
-
-def use_live(stream: Any, env: Mapping[str, str] | None = None) -> bool:
-    """A live display only on a terminal, and never when NO_COLOR or CI is set."""
-    env = os.environ if env is None else env
-    if env.get("NO_COLOR") or env.get("CI") or env.get("TERM") == "dumb":
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def renderer(stream: IO[str], title: str, env: Mapping[str, str] | None = None) -> PlainRenderer | LiveRenderer:
-    if use_live(stream, env):
-        from rich.console import Console
-
-        return LiveRenderer(Console(file=stream), title)
-    return PlainRenderer(stream)
+def describe(kind: str, item: Any, tracker: Tracker) -> str | None:
+    """One plain line for a happening of ``Tracker.apply`` (None for those not worth a line)."""
+    if kind == "done":
+        symbol = _SYMBOLS.get(item.op, "*")
+        seconds = f" ({item.finished - item.started:.0f}s)" if item.finished is not None else ""
+        return f"{symbol} {_VERBS.get(item.op, item.op)} {describe_op(item)}{seconds}"
+    if kind == "failed":
+        return f"! failed to {item.op} {describe_op(item)}"
+    if kind == "diagnostic":
+        return format_diagnostic(item)
+    if kind == "policy":
+        return format_violation(item)
+    if kind == "summary":
+        return f"= {format_changes(item)} in {tracker.elapsed:.0f}s"
+    return None

@@ -1,377 +1,60 @@
 """Per-branch stack lifecycle on the Automation API: up, preview, down, outputs, list, reap, shared.
 
-Everything that can be checked without the engine (branch, recipes, config,
-TTL, protection rules) is checked first; the engine is touched only after.
-The one seam to Pulumi is ``Engine``: it turns settings into
-``pulumi.automation`` calls (``create_or_select_stack``, ``select_stack``,
-``LocalWorkspace``), and tests hand it a stand-in with the same functions,
-methods, results and errors.
+Everything that can be checked without the engine (branch, recipes, config, TTL, protection
+rules) is checked first (``operations.prepare``); the engine is touched only after, through
+``operations.engine.Engine``.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from automation import workspace as ws_mod
-from automation.workspace import PROJECT, Settings, SettingsError
+from automation.operations.engine import (
+    ASLEEP,
+    AWAKE,
+    TAG_BRANCH,
+    TAG_CLONED,
+    TAG_COMMIT,
+    TAG_COST_ASLEEP,
+    TAG_COST_IDLE,
+    TAG_CREATED,
+    TAG_EPHEMERAL,
+    TAG_EXPIRES,
+    TAG_NETWORK,
+    TAG_OWNER,
+    TAG_PARENT,
+    TAG_SLEEP,
+    Engine,
+    clone_tags,
+    config_values,
+    engine_error,
+    format_time,
+    lock_details,
+    make_tags,
+    mask_outputs,
+    parse_time,
+    utcnow,
+)
+from automation.operations.errors import BadInput, NotFound, OperationFailed, Refused, StackLocked
+from automation.operations.prepare import NAMESPACE, SHARED_STACK, Prepared, parent_problems, prepare_shared
+from automation.workspace import Settings
 
-NAMESPACE = PROJECT
-SHARED_STACK = "shared"
-SECRET_MASK = "[secret]"
-TAG_BRANCH, TAG_CREATED, TAG_EXPIRES = "branch", "created-at", "expires-at"
-TAG_EPHEMERAL, TAG_OWNER, TAG_COMMIT, TAG_NETWORK = "ephemeral", "owner", "commit", "network"
-# A clone's parent environment (its branch) and when its databases were cloned from it.
-TAG_PARENT, TAG_CLONED = "parent", "cloned-at"
-# Whether the branch's databases sleep (automation.sleep), and the monthly estimate `dbenv up` recorded.
-TAG_SLEEP, TAG_SLEPT_AT, TAG_AWAKE_SINCE = "sleep-state", "slept-at", "awake-since"
-TAG_COST_IDLE, TAG_COST_ASLEEP = "cost-idle", "cost-asleep"
-ASLEEP, AWAKE = "asleep", "awake"
 _PROTECTED = re.compile(r"^(main|master|production|staging|prod.*)$")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 LOCK_WAIT_DEFAULT = timedelta(minutes=15)
 OnEvent = Callable[[Any], None]
-
-
-class BadInput(ValueError):
-    """Bad branch, recipes, config, TTL or target: exit 2, nothing touched."""
-
-
-class Refused(Exception):
-    """A protection rule said no (protected branch, not ephemeral, dependants): exit 2, nothing touched."""
-
-
-class OperationFailed(Exception):
-    """The engine reported a failure: exit 1."""
-
-    def __init__(self, message: str, *, stack: str, failed_resources: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.stack = stack
-        self.failed_resources = failed_resources
-
-
-class StackLocked(OperationFailed):
-    """Another update holds the stack's lock."""
-
-
-class NotFound(Exception):
-    """No such stack."""
-
-
-# ------------------------------------------------------------------ pure rules
 
 
 def is_protected(branch: str) -> bool:
     """main, master, prod*, production and staging are never torn down without --force."""
     return bool(_PROTECTED.match(branch))
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def make_tags(*, branch: str, now: datetime, ttl: timedelta, owner: str, commit: str | None,
-              existing: Mapping[str, str], shared_network: bool) -> dict[str, str]:
-    """The dbenv tags of a branch stack. created-at survives re-deploys; every up renews expires-at."""
-    created = existing.get(TAG_CREATED) if parse_time(existing.get(TAG_CREATED)) else None
-    return {
-        TAG_BRANCH: branch,
-        TAG_CREATED: created or format_time(now),
-        TAG_EXPIRES: format_time(now + ttl),
-        TAG_EPHEMERAL: "true",
-        TAG_OWNER: owner or "unknown",
-        TAG_COMMIT: commit or "unknown",
-        TAG_NETWORK: "shared" if shared_network else "own",
-    }
-
-
-def clone_tags(parent: str | None, *, now: datetime, existing: Mapping[str, str]) -> dict[str, str]:
-    """parent and cloned-at of a clone; cloned-at is the first up from that parent (the databases
-    are restored once: their restore inputs are creation-only), so it survives re-deploys."""
-    if parent is None:
-        return {}
-    kept = existing.get(TAG_CLONED) if existing.get(TAG_PARENT) == parent and parse_time(existing.get(TAG_CLONED)) \
-        else None
-    return {TAG_PARENT: parent, TAG_CLONED: kept or format_time(now)}
-
-
-def mask_outputs(outputs: Mapping[str, Any], show_secrets: bool = False) -> dict[str, Any]:
-    """``OutputValue`` map -> plain values; secret ones become ``[secret]`` unless asked for."""
-    return {key: (out.value if (show_secrets or not out.secret) else SECRET_MASK) for key, out in outputs.items()}
-
-
-def config_values(config: Mapping[str, Any]) -> dict[str, str]:
-    """Pulumi config holds strings: structured values travel as JSON (``parse_config`` decodes them)."""
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
-
-
-def engine_error(err: BaseException) -> str:
-    """The engine's own error lines from a CommandError (its text carries the CLI's stdout and stderr)."""
-    text = str(err).strip()
-    lines: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if "error:" in line and line[line.index("error:"):] not in lines:
-            lines.append(line[line.index("error:"):])
-    if lines:
-        return "; ".join(lines[:3])
-    return text.splitlines()[-1].strip() if text else type(err).__name__
-
-
-def lock_details(err: BaseException) -> str:
-    """The lock the engine names (DIY backends print the lock file, who and when)."""
-    for raw in str(err).splitlines():
-        if ".pulumi/locks" in raw or "created by" in raw or "Another update" in raw:
-            return raw.strip()
-    return ""
-
-
-# ------------------------------------------------------------------ input -> stack config
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A validated request: the stack, its Pulumi config and what it was made from."""
-
-    stack: str
-    branch: str | None
-    config: dict[str, Any]
-    recipes: tuple[str, ...]
-    region: str
-    ephemeral: bool
-    shared_network: bool
-    ttl: timedelta
-    # The parent environment (a branch) whose databases this stack's are cloned from, and its stack.
-    parent: str | None = None
-    parent_stack: str | None = None
-    # The parsed stack config (components.recipes.StackConfig): what is cloned, on which engines.
-    stack_config: Any = field(default=None, repr=False, compare=False)
-
-
-def prepare(settings: Settings, *, branch: str | None = None, recipes: str | None = None,
-            config_file: Path | None = None, ephemeral: bool | None = None, check_engine: bool = True) -> Prepared:
-    """Validate everything about a branch stack before any stack is touched (BadInput on any problem).
-
-    The one place where settings become a stack config: ``dbenv plan`` and ``dbenv policy check``
-    plan exactly what ``dbenv preview`` and ``dbenv up`` deploy. Precedence, per value: flags and
-    ``DBENV_*`` variables, then the stack config file's own keys (``aws:region``,
-    ``db-recipes:recipes``, ``db-recipes:ephemeral``), then dbenv.toml, then defaults. The keyword
-    arguments act as flags (for callers from Python). ``check_engine`` False skips the checks that
-    only matter to the engine (the aws target's secrets provider), for offline plans.
-    """
-    from automation.planning import plan as planning
-    from components import naming
-    from components import recipes as registry
-    from components.config import ConfigError
-
-    try:
-        branch = naming.validate_branch(branch) if branch is not None else settings.branch
-        if check_engine:
-            ws_mod.check_aws_target(settings)
-        ttl = settings.ttl
-        file = config_file or settings.config_file
-        base = planning.read_config_file(file) if file else {}
-        chosen = _chosen(settings, "recipes", recipes, base.get(f"{NAMESPACE}:recipes"))
-        if chosen is None:
-            raise BadInput("choose recipes with --recipes (e.g. --recipes all), DBENV_RECIPES, `recipes` in "
-                           f"dbenv.toml, or {NAMESPACE}:recipes in the --config file")
-        check_recipes(chosen)
-        if ephemeral is None:
-            ephemeral = not _chosen(settings, "durable", None, _file_flag(base, f"{NAMESPACE}:ephemeral", invert=True))
-        region = str(_chosen(settings, "region", None, base.get("aws:region")))
-    except (naming.InvalidName, SettingsError, planning.PlanError) as err:
-        raise BadInput(str(err)) from None
-    config = planning.merge_config(base, recipes=chosen, branch=branch, ephemeral=ephemeral)
-    config["aws:region"] = region
-    parent = settings.values.get("parent")
-    parent_stack = None
-    if parent is not None:
-        if parent == branch:
-            raise BadInput(f"parent: branch {branch!r} cannot be its own parent: name another environment "
-                           "with --from (e.g. the branch it was made from)")
-        parent_stack = naming.stack_name(parent)
-        config[f"{NAMESPACE}:parent"] = settings.qualified(parent_stack)
-    if settings.shared_network:
-        network = config.get(f"{NAMESPACE}:network") or {}
-        try:
-            network = json.loads(network) if isinstance(network, str) else dict(network)
-        except (ValueError, TypeError):
-            raise BadInput(f"{NAMESPACE}:network: expected a mapping, got {str(network)[:60]!r}") from None
-        config[f"{NAMESPACE}:network"] = {**network, "shared_stack": settings.qualified(SHARED_STACK)}
-    stack = naming.stack_name(branch)
-    own = {key[len(NAMESPACE) + 1:]: value for key, value in config.items() if key.startswith(f"{NAMESPACE}:")}
-    try:
-        parsed = registry.parse_config(own, stack=stack, region=region)
-    except ConfigError as err:
-        raise BadInput(str(err)) from None
-    return Prepared(stack=stack, branch=branch, config=config, recipes=parsed.recipes, region=region,
-                    ephemeral=ephemeral, shared_network=settings.shared_network, ttl=ttl, parent=parent,
-                    parent_stack=parent_stack, stack_config=parsed)
-
-
-def _chosen(settings: Settings, key: str, override: Any, from_config_file: Any) -> Any:
-    """A value by precedence: override (a flag from Python), flag or env, the config file, dbenv.toml, default."""
-    if override is not None:
-        return override
-    explicit = settings.sources[key].startswith(("flag", "env"))
-    if explicit or from_config_file is None:
-        return settings.values[key]
-    return from_config_file
-
-
-def _file_flag(base: Mapping[str, Any], key: str, *, invert: bool) -> bool | None:
-    """A boolean of the config file (``db-recipes:ephemeral``), inverted to the durable setting."""
-    if key not in base:
-        return None
-    value = ws_mod._as_bool(base[key], key)  # noqa: SLF001 - the one boolean parser of settings
-    return None if value is None else (not value if invert else value)
-
-
-def check_recipes(selection: Any) -> None:
-    """``all`` alone or known recipe names: say which name is unknown, and why ``all`` stands alone."""
-    from components import recipes as registry
-
-    if not isinstance(selection, str):
-        return  # a YAML list from the config file: parse_config names its faults
-    names = [part.strip() for part in selection.split(",") if part.strip()]
-    valid = ", ".join(registry.RECIPE_NAMES)
-    for name in names:
-        if name != "all" and name not in registry.RECIPES:
-            raise BadInput(f"recipes: unknown recipe {name[:60]!r} (valid: all, {valid})")
-    if "all" in names and len(names) > 1:
-        raise BadInput(f"recipes: 'all' already means every recipe and cannot be combined with names "
-                       f"(got {selection[:80]!r}): use --recipes all, or list only the names you want")
-    if not names:
-        raise BadInput(f"recipes: the list is empty: use 'all' or names out of {valid}")
-
-
-def prepare_shared(settings: Settings, config_file: Path | None = None) -> Prepared:
-    """The shared stack's config: region and network settings only."""
-    from automation.planning import plan as planning
-    from components import recipes as registry
-    from components.config import ConfigError
-
-    try:
-        ws_mod.check_aws_target(settings)
-        base = planning.read_config_file(config_file) if config_file else {}
-    except (SettingsError, planning.PlanError) as err:
-        raise BadInput(str(err)) from None
-    region = str(base.get("aws:region") or settings.region)
-    config: dict[str, Any] = {"aws:region": region}
-    if f"{NAMESPACE}:network" in base:
-        config[f"{NAMESPACE}:network"] = base[f"{NAMESPACE}:network"]
-    try:
-        registry.parse_shared_config({k[len(NAMESPACE) + 1:]: v for k, v in config.items()
-                                      if k.startswith(f"{NAMESPACE}:")}, stack=SHARED_STACK, region=region)
-    except ConfigError as err:
-        raise BadInput(str(err)) from None
-    return Prepared(stack=SHARED_STACK, branch=None, config=config, recipes=(), region=region,
-                    ephemeral=False, shared_network=False, ttl=settings.ttl)
-
-
-# ------------------------------------------------------------------ the seam
-
-
-class Engine:
-    """Settings -> ``pulumi.automation`` stacks and workspaces, each stack in its own work dir."""
-
-    def __init__(self, settings: Settings, *, auto: Any = None, command: Any = None, read_only: bool = False) -> None:
-        self.settings = settings
-        self._auto = auto
-        self._command = command
-        self._lock = threading.Lock()
-        # Read-only commands (ls, outputs, reap --dry-run) leave no trace: their work dirs live in a
-        # temporary folder, and no passphrase file is created.
-        self.read_only = read_only
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
-
-    @property
-    def work_root(self) -> Path:
-        if not self.read_only:
-            return self.settings.work_root
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="dbenv-")
-        return Path(self._scratch.name)
-
-    def no_state(self) -> bool:
-        """True when a read-only command finds no local state at all: nothing to read, nothing to create."""
-        url = self.settings.backend_url or ""
-        return self.read_only and url.startswith("file://") and not Path(url[len("file://"):]).is_dir()
-
-    @property
-    def auto(self) -> Any:
-        if self._auto is None:
-            import pulumi.automation as auto
-
-            self._auto = auto
-        return self._auto
-
-    def command(self) -> Any:
-        with self._lock:
-            if self._command is None:
-                self._command = ws_mod.pulumi_command()
-            return self._command
-
-    def options(self, work_dir: Path, program: Any = None) -> Any:
-        auto = self.auto
-        work_dir.mkdir(parents=True, exist_ok=True)
-        url = self.settings.backend_url
-        return auto.LocalWorkspaceOptions(
-            work_dir=str(work_dir),
-            program=program,
-            env_vars=ws_mod.engine_env(self.settings, create=not self.read_only),
-            secrets_provider=self.settings.secrets_provider,
-            project_settings=auto.ProjectSettings(
-                name=PROJECT, runtime="python", main=str(self.settings.project_dir),
-                backend=auto.ProjectBackend(url=url) if url else None,
-            ),
-            pulumi_command=self.command(),
-        )
-
-    def stack(self, name: str, program: Any, *, create: bool = True) -> Any:
-        """Create-or-select (``create``) or select the stack; StackNotFoundError passes through."""
-        if self.settings.diy_backend and not self.read_only:
-            # A file backend must exist before the CLI can log in to it.
-            url = self.settings.backend_url or ""
-            if url.startswith("file://"):
-                Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
-        work_dir = self.work_root / name
-        opts = self.options(work_dir, program)
-        factory = self.auto.create_or_select_stack if create else self.auto.select_stack
-        if program is None:
-            # Without a program the API wants the work dir named, as for a program on disk.
-            return factory(name, work_dir=str(work_dir), opts=opts)
-        return factory(name, project_name=PROJECT, program=program, opts=opts)
-
-    def workspace(self) -> Any:
-        """A workspace for project-wide calls (list stacks, tags); it never selects a stack."""
-        url = self.settings.backend_url or ""
-        if url.startswith("file://") and not self.read_only:
-            Path(url[len("file://"):]).mkdir(parents=True, exist_ok=True)
-        opts = self.options(self.work_root / "_project")
-        return self.auto.LocalWorkspace(**opts.__dict__)
 
 
 # ------------------------------------------------------------------ results
@@ -808,7 +491,7 @@ class Environments:
     # -- helpers
 
     def _preflight(self, prepared: Prepared) -> None:
-        from automation import preflight
+        from automation.operations import preflight
 
         try:
             preflight.check(prepared.config, prepared.recipes, prepared.region, self.provider_settings())
@@ -887,71 +570,6 @@ class Environments:
         except self.engine.auto.CommandError:
             return None
 
-
-def parent_problems(stack_config: Any, outputs: Mapping[str, Any]) -> list[str]:
-    """What keeps a parent's outputs from being cloned into ``stack_config``'s databases (empty: nothing)."""
-    from components.aurora_serverless import parse_version
-    from components.branch_databases import PARENT_OUTPUTS
-    from components.parts import mysql_major
-
-    problems: list[str] = []
-    for database in stack_config.cloned_databases:
-        values = outputs.get(database)
-        if not isinstance(values, Mapping):
-            problems.append(f"it has no {database} database (output {database!r}) to clone")
-            continue
-        missing = [key for key in PARENT_OUTPUTS[database] if values.get(key) in (None, "")]
-        if missing:
-            problems.append(f"its {database} outputs lack {', '.join(missing)} (run `dbenv up` on the parent "
-                            "once more to export them)")
-            continue
-        if database == "aurora-serverless":
-            wanted = stack_config.args("aurora-serverless").engine_version
-            theirs = str(values["engine_version"])
-            try:
-                same = parse_version(theirs)[0] == parse_version(wanted)[0]
-            except ValueError:
-                same = False
-            if not same:
-                problems.append(f"its Aurora PostgreSQL runs {theirs} and this branch wants {wanted}: a clone keeps "
-                                "the parent's major version; set aurora-serverless.engine_version to the same major")
-        elif database == "mysql":
-            wanted = stack_config.mysql.engine_version
-            theirs = str(values["engine_version"])
-            try:
-                same = mysql_major(theirs) == mysql_major(wanted)
-            except ValueError:
-                same = False
-            if not same:
-                problems.append(f"its RDS MySQL runs {theirs} and this branch wants {wanted}: a point-in-time "
-                                "restore keeps the parent's major version; set mysql.engine_version to the same major")
-            elif not int(values["backup_retention_days"] or 0):
-                problems.append("its RDS MySQL keeps no automated backups (backup retention 0), which a "
-                                "point-in-time restore needs")
-        elif database == "dynamodb-autoscaling" and values["point_in_time_recovery"] is not True:
-            problems.append(f"its DynamoDB table {values['table_name']} has point-in-time recovery off, which a "
-                            "restore to the latest time needs: set dynamodb-autoscaling.point_in_time_recovery: true "
-                            "on the parent (durable stacks have it on by default) and `dbenv up` it")
-    return problems
-
-
-def prepare_hooks(settings: Settings, prepared: Prepared) -> Any:
-    """post_clone, seed and migrate from the settings, every SQL file read and checked (BadInput)."""
-    from automation.runbooks import db
-    from automation.runbooks import hooks as data_hooks
-
-    names = [db.ALIASES.get(recipe, recipe) for recipe in prepared.recipes]
-    engine = next((db.ENDPOINTS[name].engine for name in db.ENDPOINTS if name in names), "postgres")
-
-    def paths(key: str) -> list[Path]:
-        # load_settings made every path absolute (relative to the project, or to the cwd for flags)
-        return [Path(item) for item in settings.values.get(key) or ()]
-
-    try:
-        return data_hooks.load(post_clone=paths("post_clone"), seed=paths("seed"),
-                               migrate=settings.values.get("migrate"), engine=engine)
-    except data_hooks.HookInputError as err:
-        raise BadInput(str(err)) from None
 
 
 def _git_identity() -> tuple[str, str | None]:

@@ -1,0 +1,1 @@
+"""The stack lifecycle both faces call: up, preview, down, sleep, wake, reap (lifecycle.py), over the engine seam."""
