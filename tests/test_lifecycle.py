@@ -162,3 +162,13 @@ def test_operations_that_write_state_need_a_project(tmp_path: Path, project: Pro
     with pytest.raises(errors.BadInput, match="no dbenv project"):
         lifecycle.down(settings)
     assert set(project.commands()) <= {"version"}  # nothing but the CLI's version was asked
+
+
+def test_the_shared_stack_up_and_down(project: Project) -> None:
+    outcome = lifecycle.shared_up(project.settings())
+    assert outcome.stack == "shared" and project.stacks()["shared"]["tags"]["ephemeral"] == "false"
+    lifecycle.up(project.settings(shared_network=True))
+    with pytest.raises(errors.Refused, match=STACK):
+        lifecycle.shared_down(project.settings())
+    assert lifecycle.down(project.settings()).existed
+    assert lifecycle.shared_down(project.settings()).existed and project.stacks() == {}

@@ -16,9 +16,7 @@ from automation.commands.common import (
     WaitOption,
     engine_call,
     env_settings,
-    fail,
     print_outputs,
-    require_project,
 )
 
 app = typer.Typer(name="shared", help="The account-wide stack (network, DMS service roles) branch stacks read.\n\n"
@@ -37,18 +35,12 @@ def shared_up(
 
     Example: dbenv shared up --target aws
     """
+    from automation.operations import lifecycle
     from automation.operations.engine import mask_outputs
-    from automation.operations.errors import BadInput
-    from automation.operations.prepare import prepare_shared
 
     settings = env_settings(target=target)
-    try:
-        prepared = prepare_shared(settings, config)
-    except BadInput as err:
-        fail(str(err))
-    require_project(settings)
-    service = common.environments(settings)
-    outcome = engine_call("shared up", lambda on_event: service.up(prepared, on_event=on_event, wait=wait))
+    outcome = engine_call("shared up", lambda on_event: lifecycle.shared_up(
+        settings, config_file=config, wait=wait, on_event=on_event, environments=common.environments(settings)))
     values = mask_outputs(outcome.outputs)
     if as_json:
         typer.echo(json.dumps({"stack": outcome.stack, "result": outcome.result, "outputs": values}, indent=2))
@@ -67,11 +59,11 @@ def shared_down(
 
     Example: dbenv shared down
     """
+    from automation.operations import lifecycle
+
     settings = env_settings(target=target)
-    require_project(settings)
-    service = common.environments(settings)
-    outcome = engine_call("shared down", lambda on_event: service.shared_down(force=force, on_event=on_event,
-                                                                                wait=wait))
+    outcome = engine_call("shared down", lambda on_event: lifecycle.shared_down(
+        settings, force=force, wait=wait, on_event=on_event, environments=common.environments(settings)))
     typer.echo("shared stack destroyed and removed" if outcome.existed else "no shared stack: nothing to do")
 
 

@@ -42,8 +42,7 @@ def sleep(branch: BranchOption = None, target: TargetOption = None, as_json: Jso
     costing = report.still_costing
     if as_json:
         data = report.to_json()
-        data["still_costing"] = [{"resource": name, "component": part, "monthly": round(value, 2)}
-                                 for name, part, value in costing]
+        data["still_costing"] = report.still_costing_json()
         typer.echo(json.dumps(data, indent=2))
         return
     _print_report(report, "asleep", "stopped")

@@ -13,12 +13,13 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automation.operations.engine import mask_outputs
 from automation.operations.environments import DownOutcome, Environments, PreviewOutcome, ReapResult, UpOutcome
 from automation.operations.errors import BadInput, Declined, OverBudget
-from automation.operations.prepare import NAMESPACE, Prepared, prepare, prepare_hooks
+from automation.operations.prepare import NAMESPACE, Prepared, prepare, prepare_hooks, prepare_shared
 from automation.operations.sleep import Sleeper, SleepReport
 from automation.workspace import Settings, SettingsError
 
@@ -137,6 +138,23 @@ def reap(settings: Settings, *, dry_run: bool = False, older_than: timedelta | N
         if on_result is not None:
             on_result(result)
     return [*results, *slept]
+
+
+def shared_up(settings: Settings, *, config_file: Path | None = None, wait: bool = False,
+              on_event: OnEvent | None = None, environments: Environments | None = None) -> UpOutcome:
+    """Create or update the account-wide shared stack (network, DMS service roles): `dbenv shared up`."""
+    prepared = prepare_shared(settings, config_file)
+    require_project(settings)
+    service = environments or environments_for(settings)
+    return service.up(prepared, on_event=on_event, wait=wait)
+
+
+def shared_down(settings: Settings, *, force: bool = False, wait: bool = False, on_event: OnEvent | None = None,
+                environments: Environments | None = None) -> DownOutcome:
+    """Destroy the shared stack; Refused while a branch stack uses its network, unless ``force``."""
+    require_project(settings)
+    service = environments or environments_for(settings)
+    return service.shared_down(force=force, on_event=on_event, wait=wait)
 
 
 # ------------------------------------------------------------------ cost

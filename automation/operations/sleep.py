@@ -67,6 +67,10 @@ class SleepReport:
                 "left": [{"kind": d.kind, "id": d.identifier, "status": d.status, "reason": d.reason}
                          for d in self.left]}
 
+    def still_costing_json(self) -> list[dict[str, Any]]:
+        return [{"resource": name, "component": part, "monthly": round(value, 2)}
+                for name, part, value in self.still_costing]
+
 
 def rds_client_factory(service: envs.Environments) -> Callable[[str], Any]:
     """boto3 RDS clients: the moto server on the local target, the default credentials on aws."""
