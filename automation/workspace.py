@@ -149,6 +149,15 @@ def _pattern(regex: str, what: str) -> Callable[[Any, str], str]:
     return parse
 
 
+def _database_url(value: Any, where: str) -> str:
+    # The URL may carry a password: an error shows it redacted.
+    if not isinstance(value, str) or not re.match(r"^postgres(ql)?://", value, re.IGNORECASE):
+        shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", str(value))[:60]
+        raise SettingsError(f"{where}: {shown!r} is not a PostgreSQL URL; use postgresql://USER@HOST:PORT/DB, "
+                            "or leave it out for the embedded database")
+    return value
+
+
 def _path_list(value: Any, where: str) -> tuple[str, ...]:
     """A list of file paths: a TOML list, a flag given several times, or one comma-separated string."""
     items = value.split(",") if isinstance(value, str) else value
@@ -232,6 +241,15 @@ SETTINGS: tuple[Setting, ...] = (
             _usd),
     Setting("sleep_after", "12h", "DBENV_SLEEP_AFTER", "`dbenv reap` sleeps a branch idle this long since its "
             "last up/wake", _duration),
+    Setting("database_url", None, "DBENV_DATABASE_URL", "the service's PostgreSQL (jobs, events, tokens), shared "
+            "by `dbenv serve` and every `dbenv worker` (default: an embedded one under .dbenv/service/)",
+            _database_url),
+    Setting("job_timeout", "2h", "DBENV_JOB_TIMEOUT", "the service stops a job (SIGINT to its engine) after this "
+            "long", _duration),
+    Setting("state_dir", None, "DBENV_STATE_DIR", "where dbenv keeps stack work dirs, local state and the service's "
+            "embedded database (default: .dbenv in the project)", _text, path=True),
+    Setting("heartbeat_timeout", 30, "DBENV_HEARTBEAT_TIMEOUT", "seconds without a worker heartbeat before the "
+            "service marks that worker's running jobs lost", _whole(2, 3600)),
 )
 FILE_KEYS = tuple(s.key for s in SETTINGS if s.in_file)
 
@@ -288,13 +306,18 @@ class Settings:
         return parse_ttl(self.values["sleep_after"], "sleep_after")
 
     @property
+    def job_timeout(self) -> timedelta:
+        return parse_ttl(self.values["job_timeout"], "job_timeout")
+
+    @property
     def budget(self) -> float | None:
         """USD a month, or None: no budget."""
         return self.values.get("budget")
 
     @property
     def state_root(self) -> Path:
-        return self.project_dir / STATE_DIR
+        chosen = self.values.get("state_dir")
+        return Path(chosen) if chosen else self.project_dir / STATE_DIR
 
     @property
     def work_root(self) -> Path:
@@ -516,6 +539,10 @@ def check_aws_target(settings: Settings) -> None:
 def engine_env(settings: Settings, *, create: bool = True) -> dict[str, str]:
     """Variables every engine command of a stack gets."""
     env = {"PULUMI_SKIP_UPDATE_CHECK": "true", **passphrase_env(settings, create=create)}
+    job = settings.env.get("DBENV_JOB_ID")
+    if job:
+        # A service job's engine processes carry its id: cancelling that job finds them by it.
+        env["DBENV_JOB_ID"] = job
     url = settings.backend_url
     if url:
         env["PULUMI_BACKEND_URL"] = url

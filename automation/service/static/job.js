@@ -10,8 +10,6 @@
     return;
   }
   const status = document.getElementById("log-status");
-  const KINDS = ["queued", "started", "engine", "step", "cancelling", "cancelled", "superseded", "lost",
-                 "recovered", "finished", "message"];
   const FINAL = ["finished", "cancelled", "superseded"];
   let after = Number(log.dataset.after || "0");
   let source = null;
@@ -113,7 +111,8 @@
   }
 
   source = new EventSource(log.dataset.events);
-  KINDS.forEach(function (kind) { source.addEventListener(kind, receive); });
+  // Every event comes unnamed (type "message"); its kind is in its data.
+  source.addEventListener("message", receive);
   source.addEventListener("open", function () { status.textContent = "following live"; });
   source.addEventListener("error", function () {
     // A stream that ended without a final line (the job ended while queued): stop if the job is over.

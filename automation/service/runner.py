@@ -1,0 +1,151 @@
+"""A job row -> the operations layer call the CLI makes for the same verb, and what the job keeps of it.
+
+This is the only place the service calls ``automation.operations``: ``up``, ``down``, ``sleep``,
+``wake``, ``preview`` (drift: a preview that expects no changes), each with the same settings
+resolution as ``dbenv`` (``workspace.load_settings``: the job's inputs act as flags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from automation.service import store
+
+Emit = Callable[..., None]
+
+
+class Operations:
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------ settings
+
+    def settings_for(self, row: Mapping[str, Any]) -> Any:
+        from automation import workspace
+        from automation.service.jobs import JOB_ENV
+
+        inputs = row["inputs"] or {}
+        flags = {"branch": row["branch"], "recipes": inputs.get("recipes"), "ttl": inputs.get("ttl"),
+                 "parent": inputs.get("from")}
+        project = inputs.get("project_dir") or self.config.project_dir
+        env = {**self.config.env, JOB_ENV: str(row["id"])}
+        return workspace.load_settings(project, flags=flags, env=env)
+
+    # ------------------------------------------------------------ run (a worker thread)
+
+    def run(self, row: Mapping[str, Any], emit: Emit) -> Any:
+        from automation.operations import lifecycle
+        from automation.operations.events import Tracker, describe
+        from automation.service.jobs import Result
+
+        settings = self.settings_for(row)
+        tracker = Tracker()
+
+        def on_event(event: Any) -> None:
+            for kind, item in tracker.apply(event):
+                line = describe(kind, item, tracker)
+                if line:
+                    emit("engine", line, {"what": kind})
+
+        def on_line(line: str) -> None:
+            emit("step", line)
+
+        kind, inputs = row["kind"], row["inputs"] or {}
+        if kind == "up":
+            deployed = lifecycle.up(settings, config_values=inputs.get("config"), on_event=on_event, on_line=on_line)
+            outcome, estimate = deployed.outcome, deployed.estimate
+            cost = _cost(estimate)
+            tags = dict(outcome.tags)
+            return Result(
+                outcome={"stack": outcome.stack, "result": outcome.result, "changes": dict(outcome.changes or {}),
+                         "cost": cost, "tags": tags},
+                outputs=deployed.outputs,
+                environment={"recipes": list(inputs.get("recipes_resolved") or []), "status": "ready",
+                             "owner": tags.get("owner"), "commit_sha": row["commit_sha"] or tags.get("commit"),
+                             "parent": tags.get("parent"), "ephemeral": tags.get("ephemeral") == "true",
+                             "created_at": _time(tags.get("created-at")), "expires_at": _time(tags.get("expires-at")),
+                             "asleep": False, "cost_idle": cost.get("idle"), "cost_asleep": cost.get("asleep"),
+                             "cost_active": cost.get("active"), "outputs": deployed.outputs})
+        if kind == "down":
+            down = lifecycle.down(settings, on_event=on_event)
+            return Result(outcome={"stack": down.stack, "existed": down.existed, "changes": dict(down.changes or {})})
+        if kind in ("sleep", "wake"):
+            report = getattr(lifecycle, kind)(settings, on_line=on_line)
+            data = report.to_json() if hasattr(report, "to_json") else {}
+            return Result(outcome={"report": data}, environment={"asleep": kind == "sleep",
+                                                                 "status": "asleep" if kind == "sleep" else "ready"})
+        if kind in ("preview", "drift"):
+            preview = lifecycle.preview(settings, config_values=inputs.get("config"), on_event=on_event,
+                                        on_line=on_line)
+            changes = {op: n for op, n in dict(preview.changes).items() if n and op != "same"}
+            drift = ", ".join(f"{n} {op}" for op, n in sorted(changes.items())) or "none"
+            return Result(outcome={"changes": dict(preview.changes), "drift": drift},
+                          environment={"drift": drift, "drift_checked_at": datetime.now(UTC)} if kind == "drift"
+                          else None)
+        raise ValueError(f"unknown job kind {kind!r}")
+
+    def describe_failure(self, err: BaseException) -> str:
+        from automation.operations import errors
+
+        if isinstance(err, errors.USAGE + errors.FAILED):
+            return " ".join(str(err).split())
+        from automation.service.jobs import _job_error
+
+        return _job_error(err)
+
+    def unlock(self, row: Mapping[str, Any]) -> str:
+        """After a lost job: make the stack usable again the way `dbenv cancel` does."""
+        from automation.operations import errors, lifecycle
+
+        try:
+            settings = self.settings_for(row)
+            lifecycle.environments_for(settings).cancel(row["stack"])
+        except errors.NotFound:
+            return f"stack {row['stack']}: no stack to unlock"
+        except Exception as err:  # noqa: BLE001 - recovery is best effort and says what it could not do
+            return f"stack {row['stack']}: could not clear the lock ({' '.join(str(err).split())[:200]}); " \
+                   "run `dbenv cancel` once no update runs"
+        return (f"stack {row['stack']}: lock cleared; if the engine was mid-operation, the next update warns of "
+                "pending operations and a refresh clears them")
+
+    # ------------------------------------------------------------ record (the event loop)
+
+    async def record(self, conn: Any, row: Mapping[str, Any], state: str, result: Any) -> None:
+        """Keep the environment row in step with what the job did."""
+        branch, stack, kind = row["branch"], row["stack"], row["kind"]
+        if not branch or not stack:
+            return
+        if kind == "down" and state == store.SUCCEEDED:
+            await store.delete_environment(conn, branch)
+            return
+        env = getattr(result, "environment", None) if state == store.SUCCEEDED else None
+        existing = await store.get_environment(conn, branch)
+        if env:
+            if existing is None:
+                await store.upsert_environment(conn, branch, stack, last_job_id=row["id"], **env)
+            else:
+                await store.update_environment(conn, branch, last_job_id=row["id"], **env)
+        elif existing is not None:
+            status = existing["status"] if state == store.SUCCEEDED else f"{kind} {state}"
+            await store.update_environment(conn, branch, last_job_id=row["id"], status=status)
+        elif kind == "up":
+            await store.upsert_environment(conn, branch, stack, status=f"up {state}", last_job_id=row["id"])
+
+
+def _cost(estimate: Any) -> dict[str, float]:
+    if estimate is None:
+        return {}
+    # cost.py's scenarios: idle (deployed, no traffic), usage (the usage profile: active), asleep.
+    return {"idle": round(estimate.total("idle"), 2), "asleep": round(estimate.total("asleep"), 2),
+            "active": round(estimate.total("usage"), 2)}
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -1,0 +1,142 @@
+"""`dbenv serve` and `dbenv worker`: the processes. One code path for the embedded and a shared PostgreSQL.
+
+serve: the API (uvicorn) and N in-process workers in one event loop; worker: workers only. Every
+worker also sweeps for lost jobs between the periodic ticks, so a job whose worker was killed is
+marked lost within about ``stalled_after`` seconds even when no schedule tick is near.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from automation.service import database, store
+from automation.service.jobs import QUEUE, Runtime, ServiceConfig, heartbeat_options
+
+log = logging.getLogger("dbenv.service")
+
+
+class ServeRefused(Exception):
+    """A start that must not happen (bad bind, no token, a file backend shared across machines)."""
+
+
+@dataclass(frozen=True)
+class Bind:
+    host: str
+    port: int
+
+    @property
+    def loopback(self) -> bool:
+        if self.host in ("localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+async def prepare_database(db: database.Database) -> None:
+    await database.apply_schema(db.conninfo)
+
+
+async def run_workers(runtime: Runtime, concurrency: int, stop: asyncio.Event) -> None:
+    """procrastinate workers plus the lost-job sweep, until ``stop`` is set."""
+    options = heartbeat_options(runtime.config)
+    worker = asyncio.create_task(runtime.app.run_worker_async(
+        concurrency=concurrency, name=runtime.config.worker_name, install_signal_handlers=False,
+        queues=[QUEUE, "schedules"], shutdown_graceful_timeout=30, **options), name="dbenv-worker")
+    sweep = asyncio.create_task(_sweep(runtime, stop), name="dbenv-recover")
+    await stop.wait()
+    worker.cancel()
+    sweep.cancel()
+    for task in (worker, sweep):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def _sweep(runtime: Runtime, stop: asyncio.Event) -> None:
+    interval = max(1.0, runtime.config.stalled_after / 2)
+    while not stop.is_set():
+        try:
+            lost = await runtime.recover_stalled()
+            if lost:
+                log.warning("jobs lost with their worker: %s", ", ".join(map(str, lost)))
+        except Exception as err:  # noqa: BLE001 - the sweep must keep running
+            log.warning("lost-job sweep: %s", err)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def check_bind(runtime: Runtime, bind: Bind) -> None:
+    if bind.loopback:
+        return
+    async with runtime.pool.connection() as conn:
+        tokens = await store.live_token_count(conn)
+    if tokens == 0:
+        raise ServeRefused(f"--host {bind.host} is not a loopback address and no token exists: create one first "
+                           "with `dbenv service token create --name NAME --scope write`")
+
+
+async def serve(config: ServiceConfig, db: database.Database, bind: Bind, workers: int,
+                on_ready: Any = None) -> None:
+    import uvicorn
+
+    from automation.service.app import create_app, served
+
+    await prepare_database(db)
+    runtime = Runtime(config, db.conninfo)
+    await runtime.open()
+    try:
+        await check_bind(runtime, bind)
+        app = create_app(runtime)
+        server = uvicorn.Server(uvicorn.Config(served(app), host=bind.host, port=bind.port, log_level="warning",
+                                               access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+        stop = asyncio.Event()
+        worker_task = asyncio.create_task(run_workers(runtime, workers, stop)) if workers > 0 else None
+        log.info("dbenv serve on http://%s:%s with %d worker(s); %s", bind.host, bind.port, workers, db.describe())
+        if on_ready is not None:
+            on_ready(bind)
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
+    finally:
+        await runtime.close()
+
+
+async def work(config: ServiceConfig, db: database.Database, concurrency: int) -> None:
+    await prepare_database(db)
+    runtime = Runtime(config, db.conninfo)
+    await runtime.open()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_workers(runtime, concurrency, stop)
+    finally:
+        await runtime.close()
+
+
+def shared_backend_problem(database_url: str, backend_url: str | None) -> str | None:
+    """Workers on another machine than the database cannot share a file:// backend folder."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(database_url).hostname or ""
+    local = host in ("", "localhost") or host.startswith("/")
+    if not local:
+        with contextlib.suppress(ValueError):
+            local = ipaddress.ip_address(host).is_loopback
+    backend = backend_url or ""
+    if not local and backend.startswith("file://"):
+        return (f"this worker shares a database on {host} but keeps Pulumi state in {backend}, a folder of this "
+                "machine: workers on several machines need a shared backend (--target aws with an s3:// backend "
+                "or Pulumi Cloud; set `backend` in dbenv.toml or PULUMI_BACKEND_URL)")
+    return None

@@ -1,0 +1,322 @@
+"""`dbenv serve` over real HTTP on loopback, its jobs in a real PostgreSQL, run by real worker processes.
+
+The behaviour suite runs twice: on the embedded database (pgserver, started by `dbenv serve`) and on
+the machine's PostgreSQL (127.0.0.1:5432) with separate `dbenv worker` processes. The engine is the
+scripted `pulumi` (tests/service_harness.py), driven by the real pulumi.automation package.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from components import naming
+from tests.service_harness import (
+    BRANCH,
+    Deployment,
+    dbenv,
+    make_project,
+    make_token,
+    running,
+    wait_job,
+)
+
+pytestmark = pytest.mark.db
+STACK = naming.stack_name(BRANCH)
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(params=["embedded", "machine"])
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
+    dep = Deployment(tmp_path, request.param)
+    try:
+        yield dep
+    finally:
+        dep.close()
+
+
+def put(dep: Deployment, branch: str = BRANCH, **body: Any) -> httpx.Response:
+    return dep.api.put(f"/v1/environments/{branch}", json=body or {"recipes": "dynamodb-autoscaling"})
+
+
+def wait_ready(dep: Deployment, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dep.api.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no worker became ready:\n{dep.service.process.output()}")
+
+
+def wait_event(client: httpx.Client, job_id: int, kind: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = client.get(f"/v1/jobs/{job_id}/events", params={"format": "json"}).json()["items"]
+        found = [e for e in events if e["kind"] == kind]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} has no {kind!r} event after {timeout}s: {events}")
+
+
+# ----------------------------------------------------------------- auth and health
+
+
+def test_health_auth_and_scopes(deployment: Deployment) -> None:
+    base = deployment.service.base
+    assert httpx.get(base + "/healthz").json() == {"status": "ok", "checks": {}}
+    wait_ready(deployment)
+    assert deployment.reader.get("/readyz").json()["checks"]["workers"] >= 1
+
+    anonymous = httpx.get(base + "/v1/environments")
+    assert anonymous.status_code == 401 and anonymous.headers["content-type"] == PROBLEM
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert anonymous.json()["status"] == 401 and anonymous.json()["title"] == "Unauthorized"
+    forged = httpx.get(base + "/v1/environments", headers={"Authorization": "Bearer dbenv_forged"})
+    assert forged.status_code == 401
+    basic = httpx.get(base + "/v1/environments", headers={"Authorization": "Basic dXNlcjpwdw=="})
+    assert basic.status_code == 401
+
+    assert deployment.reader.get("/v1/environments").status_code == 200
+    denied = deployment.reader.put(f"/v1/environments/{BRANCH}", json={"recipes": "dynamodb-autoscaling"})
+    assert denied.status_code == 403 and "read" in denied.json()["detail"]
+    assert deployment.reader.get("/v1/jobs").json()["items"] == []  # nothing was queued by the refused write
+
+    revoked = dbenv(deployment.project, "service", "token", "revoke", "reader",
+                    *(["--database-url", deployment.url] if deployment.url else []))
+    assert revoked.returncode == 0, revoked.stderr
+    assert deployment.reader.get("/v1/environments").status_code == 401
+    listed = dbenv(deployment.project, "service", "token", "list", "--json",
+                   *(["--database-url", deployment.url] if deployment.url else []))
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["reader"]["revoked_at"] and rows["writer"]["scope"] == "write"
+    assert deployment.read not in listed.stdout and deployment.write not in listed.stdout
+    log = deployment.service.process.output()
+    assert deployment.read not in log and deployment.write not in log
+
+
+# ----------------------------------------------------------------- bad input changes nothing
+
+
+def test_bad_input_is_a_problem_and_queues_nothing(deployment: Deployment) -> None:
+    api = deployment.api
+    url = f"/v1/environments/{BRANCH}"
+    cases: list[tuple[httpx.Response, int, str | None, str]] = [
+        (api.put(url, content=b"{not json", headers={"content-type": "application/json"}), 400, None, "JSON"),
+        (api.put(url, content=b"recipes=all", headers={"content-type": "application/x-www-form-urlencoded"}), 415,
+         "content-type", "application/json"),
+        (api.put(url, content=b'{"recipes": "' + b"a" * (1024 * 1024 + 10) + b'"}',
+                 headers={"content-type": "application/json"}), 413, None, "larger"),
+        (api.put(url, json={"recipes": "dynamodb-autoscaling", "colour": "blue"}), 422, "colour", "unknown field"),
+        (api.put("/v1/environments/feature..x", json={"recipes": "dynamodb-autoscaling"}), 422, "branch", ".."),
+        (api.put(url, json={"recipes": "dynamo"}), 422, "recipes", "dynamo"),
+        (api.put(url, json={"recipes": "dynamodb-autoscaling", "ttl": "forever"}), 422, "ttl", "forever"),
+        (api.put(url, json={"recipes": "dynamodb-autoscaling", "ttl": "90d"}), 422, "ttl", "30d"),
+        (api.put(url, json={"recipes": "dynamodb-autoscaling", "from": BRANCH}), 422, None, "own parent"),
+        (api.put(url, json={"recipes": "dynamodb-autoscaling", "config": {"db-recipes:nonsense": 1}}), 422,
+         "config", "nonsense"),
+        (api.put(url, json=["recipes"]), 422, None, ""),
+        (api.get("/v1/jobs/999999"), 404, "job_id", "999999"),
+        (api.get("/v1/jobs/abc"), 404, "job_id", "whole numbers"),
+        (api.get("/v1/jobs?state=exploded"), 422, "state", "exploded"),
+        (api.get("/v1/jobs?cursor=x"), 400, "cursor", "next_cursor"),
+        (api.get("/v1/environments?cursor=notatime"), 400, "cursor", "next_cursor"),
+        (api.delete("/v1/environments/main"), 409, "branch", "protected"),
+    ]
+    for response, status, field, words in cases:
+        assert response.status_code == status, (response.request.url, response.text[:300])
+        assert response.headers["content-type"] == PROBLEM, response.text[:200]
+        problem = response.json()
+        assert problem["status"] == status and problem["title"]
+        assert "Traceback" not in response.text
+        if field is not None:
+            assert problem.get("field") == field, problem
+        assert words in (problem.get("detail") or ""), problem
+    assert api.get("/v1/jobs").json()["items"] == []
+    assert api.get("/v1/environments").json()["items"] == []
+    # The same message the CLI gives for the same mistake (one validation path).
+    cli = dbenv(deployment.project, "plan", "--branch", BRANCH, "--recipes", "dynamo")
+    api_detail = api.put(url, json={"recipes": "dynamo"}).json()["detail"]
+    assert api_detail in cli.stderr
+    # A job that exists but a bad Last-Event-ID.
+    job = put(deployment).json()
+    bad = api.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "seven"})
+    assert bad.status_code == 400 and bad.json()["field"] == "Last-Event-ID"
+
+
+# ----------------------------------------------------------------- a whole environment's life
+
+
+def read_sse(response: httpx.Response) -> list[dict[str, Any]]:
+    events, current = [], {}
+    for line in response.iter_lines():
+        if not line:
+            if current:
+                events.append(current)
+            current = {}
+        elif line.startswith(("id:", "event:", "data:")):
+            key, _, value = line.partition(":")
+            current[key] = value.strip()
+    if current:
+        events.append(current)
+    return events
+
+
+def test_up_job_runs_the_operations_and_records_everything(deployment: Deployment) -> None:
+    response = put(deployment, ttl="24h")
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["state"] in ("queued", "running") and job["requested_by"] == "writer" and job["kind"] == "up"
+    done = wait_job(deployment.api, job["id"])
+    assert done["state"] == "succeeded", done
+    assert done["outputs"] == {"dynamodb-autoscaling": {"table_name": "orders"}, "token": "[secret]"}
+    assert done["outcome"]["changes"] == {"create": 1} and done["duration_seconds"] > 0
+    assert done["outcome"]["cost"]["idle"] >= 0
+    assert "t0ps3cret" not in json.dumps(done)
+
+    env = deployment.reader.get(f"/v1/environments/{BRANCH}").json()
+    assert env["stack"] == STACK and env["status"] == "ready" and env["recipes"] == ["dynamodb-autoscaling"]
+    assert env["last_job"]["id"] == job["id"] and env["expires_at"] and not env["expired"]
+    assert env["monthly_cost"]["idle"] == done["outcome"]["cost"]["idle"]
+    saved = deployment.project.state()[STACK]
+    assert saved["tags"]["branch"] == BRANCH and saved["tags"]["ephemeral"] == "true"
+
+    plain = deployment.reader.get(f"/v1/jobs/{job['id']}/events", params={"format": "json"}).json()
+    lines = [e["line"] for e in plain["items"]]
+    assert "+ created aws:dynamodb/table:Table orders" in " ".join(lines)  # the engine's own event stream
+    assert [e["seq"] for e in plain["items"]] == list(range(1, len(lines) + 1))
+    assert plain["items"][-1]["kind"] == "finished"
+    with deployment.reader.stream("GET", f"/v1/jobs/{job['id']}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        replay = read_sse(stream)  # a finished job replays and closes
+    assert [int(e["id"]) for e in replay] == [e["seq"] for e in plain["items"]]
+    with deployment.reader.stream("GET", f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "2"}) as stream:
+        resumed = read_sse(stream)
+    assert [int(e["id"]) for e in resumed] == [e["seq"] for e in plain["items"]][2:]
+
+    down = deployment.api.delete(f"/v1/environments/{BRANCH}")
+    assert down.status_code == 202
+    assert wait_job(deployment.api, down.json()["id"])["state"] == "succeeded"
+    assert deployment.reader.get(f"/v1/environments/{BRANCH}").status_code == 404
+    assert STACK not in deployment.project.state()
+    listed = deployment.reader.get("/v1/jobs", params={"branch": BRANCH}).json()["items"]
+    assert [j["kind"] for j in listed] == ["down", "up"]  # newest first
+
+
+def test_queued_up_is_replaced_and_down_supersedes(deployment: Deployment) -> None:
+    deployment.project.set_state(STACK, delay=3)
+    first = put(deployment).json()
+    wait_job(deployment.api, first["id"], ("running",))
+    second = put(deployment).json()
+    third = put(deployment).json()
+    assert wait_job(deployment.api, second["id"], ("superseded",))["error"] == f"superseded by job {third['id']}"
+    down = deployment.api.delete(f"/v1/environments/{BRANCH}").json()
+    assert wait_job(deployment.api, third["id"], ("superseded",))["state"] == "superseded"
+    assert wait_job(deployment.api, first["id"])["state"] == "succeeded"
+    assert wait_job(deployment.api, down["id"])["state"] == "succeeded"
+    runs = [json.loads(line) for line in Path(str(deployment.project.cli_state) + ".running").read_text().splitlines()]
+    assert [r["op"] for r in runs if r["stack"] == STACK] == ["up", "destroy"]  # the superseded ups never ran
+
+
+def test_cancel_queued_and_running_jobs(deployment: Deployment) -> None:
+    deployment.project.set_state(STACK, delay=30)
+    running_job = put(deployment).json()
+    wait_job(deployment.api, running_job["id"], ("running",))
+    queued = deployment.api.post(f"/v1/environments/{BRANCH}/sleep").json()
+    cancelled = deployment.api.post(f"/v1/jobs/{queued['id']}/cancel")
+    assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not Path(str(deployment.project.cli_state) + ".running").exists():
+        time.sleep(0.1)
+    stop = deployment.api.post(f"/v1/jobs/{running_job['id']}/cancel")
+    assert stop.status_code == 202
+    finished = wait_job(deployment.api, running_job["id"], timeout=60)
+    assert finished["state"] == "cancelled", finished
+    assert not deployment.project.state()[STACK].get("locked")  # the engine stopped cleanly and unlocked
+    assert deployment.api.post(f"/v1/jobs/{running_job['id']}/cancel").status_code == 409
+    again = put(deployment)
+    deployment.project.set_state(STACK, delay=0)
+    assert wait_job(deployment.api, again.json()["id"])["state"] == "succeeded"
+    assert deployment.api.get(f"/v1/jobs/{queued['id']}").json()["started_at"] is None
+
+
+def test_plans_are_offline_priced_and_policy_checked(deployment: Deployment) -> None:
+    response = deployment.reader.post("/v1/plans", json={"branch": "feature/plan", "recipes": "dynamodb-autoscaling"})
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert plan["stack"] == naming.stack_name("feature/plan") and plan["recipes"] == ["dynamodb-autoscaling"]
+    types = {r["type"] for r in plan["resources"]}
+    assert "aws:dynamodb/table:Table" in types
+    assert plan["cost"]["total"]["idle"] >= 0
+    assert plan["policy"]["summary"]["mandatory"] == 0 and "violations" in plan["policy"]
+    assert deployment.reader.get("/v1/jobs").json()["items"] == []
+
+
+# ----------------------------------------------------------------- faults
+
+
+def test_without_the_pulumi_cli_an_up_job_fails_clearly_and_the_service_stays(tmp_path: Path) -> None:
+    project = make_project(tmp_path, with_pulumi=False)
+    token = make_token(project, "writer", "write", None)
+    with running(project, tmp_path, workers=1) as service, service.client(token) as api:
+        job = api.put(f"/v1/environments/{BRANCH}", json={"recipes": "dynamodb-autoscaling"}).json()
+        done = wait_job(api, job["id"])
+        assert done["state"] == "failed" and "the Pulumi CLI is not installed" in done["error"]
+        assert api.get("/healthz").status_code == 200
+        assert api.post("/v1/plans", json={"recipes": "dynamodb-autoscaling"}).status_code == 200
+
+
+def test_a_worker_killed_mid_job_is_lost_the_stack_usable_and_the_next_job_runs(tmp_path: Path) -> None:
+    dep = Deployment(tmp_path, "machine")
+    try:
+        dep.project.set_state(STACK, delay=60)
+        job = put(dep).json()
+        running_job = wait_job(dep.api, job["id"], ("running",))
+        victim = next(w for w in dep.workers if running_job["worker"] and str(w.proc.pid) in running_job["worker"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not dep.project.state()[STACK].get("locked"):
+            time.sleep(0.1)
+        victim.kill()
+        assert dep.project.state()[STACK].get("locked")  # the killed engine left its lock
+        lost = wait_job(dep.api, job["id"], ("lost",), timeout=60)
+        assert "heartbeat" in lost["error"]
+        recovered = wait_event(dep.reader, job["id"], "recovered")
+        assert "lock cleared" in recovered["line"], recovered
+        assert not dep.project.state()[STACK].get("locked")
+        dep.project.set_state(STACK, delay=0)
+        nxt = put(dep).json()
+        assert wait_job(dep.api, nxt["id"])["state"] == "succeeded"
+    finally:
+        dep.close()
+
+
+def test_jobs_and_events_survive_a_restart(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    token = make_token(project, "writer", "write", None)
+    with running(project, tmp_path, workers=1) as service, service.client(token) as api:
+        job = api.put(f"/v1/environments/{BRANCH}", json={"recipes": "dynamodb-autoscaling"}).json()
+        before = wait_job(api, job["id"])
+        events = api.get(f"/v1/jobs/{job['id']}/events", params={"format": "json"}).json()["items"]
+    with running(project, tmp_path, workers=1) as service, service.client(token) as api:
+        assert api.get(f"/v1/jobs/{job['id']}").json() == before
+        assert api.get(f"/v1/jobs/{job['id']}/events", params={"format": "json"}).json()["items"] == events
+        assert api.get(f"/v1/environments/{BRANCH}").json()["status"] == "ready"
+
+
+def test_a_non_loopback_bind_needs_a_token(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    refused = dbenv(project, "serve", "--host", "0.0.0.0", "--port", "9", "--workers", "0", timeout=60)
+    assert refused.returncode == 2 and "no token exists" in refused.stderr
+    worker = dbenv(project, "worker", "--database-url", "postgresql://dbenv@db.example.internal/dbenv")
+    assert worker.returncode == 2 and "shared backend" in worker.stderr
+    nourl = dbenv(project, "worker")
+    assert nourl.returncode == 2 and "--database-url" in nourl.stderr
+    bad = dbenv(project, "serve", "--database-url", "mysql://root:hunter2@x/db")
+    assert bad.returncode == 2 and "hunter2" not in bad.stderr and "PostgreSQL URL" in bad.stderr
