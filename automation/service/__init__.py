@@ -1,0 +1,1 @@
+"""The self-hosted dbenv service and the pieces it is built from."""
