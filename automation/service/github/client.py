@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import jwt
 
-from automation.service.github import events
+from automation.service.github import events, identifiers
 
 DEFAULT_BASE_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -52,8 +52,6 @@ JWT_LIFETIME = 9 * 60  # exp - now; with the backdated iat the token spans exact
 SECONDARY_LIMIT_WAIT = 60.0
 MAX_PAGES = 1000  # 100 000 comments or deliveries: beyond that the Link chain is broken, not long
 
-_REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
-_SHA = re.compile(r"[0-9a-f]{40}")
 _MARKER = re.compile(r"<!-- dbenv:[^\n>]{1,200} -->")
 
 
@@ -240,8 +238,7 @@ class GitHubClient:
         """Set the commit status ``context`` on ``sha``; a description over 140 characters is shortened."""
         if state not in STATUS_STATES:
             raise ValueError(f"commit status state must be one of {', '.join(STATUS_STATES)}, not {state!r}")
-        if not _SHA.fullmatch(sha):
-            raise ValueError(f"not a full commit sha: {sha!r}")
+        identifiers.commit_sha(sha)
         if len(description) > STATUS_DESCRIPTION_MAX:
             description = description[:STATUS_DESCRIPTION_MAX - 1] + "…"
         body: dict[str, Any] = {"state": state, "description": description, "context": context}
@@ -380,16 +377,8 @@ class GitHubClient:
         self._sleep(seconds)
 
 
-def _repo(repo: str) -> str:
-    if not isinstance(repo, str) or not _REPO.fullmatch(repo) or ".." in repo:
-        raise ValueError(f"not a repository name of the form owner/name: {repo!r}")
-    return repo
-
-
-def _number(value: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"not a positive number: {value!r}")
-    return value
+_repo = identifiers.repo_name
+_number = identifiers.positive_number
 
 
 def _check_marker(marker: str) -> None:

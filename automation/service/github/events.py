@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from automation.service.github import identifiers
 from components import naming
 
 # What a pull_request action asks for; other actions (edited, labeled, assigned ...) change nothing.
@@ -38,8 +39,8 @@ MAX_PAYLOAD_DEPTH = 64
 
 _EVENT = re.compile(r"[a-z_]{1,64}")
 _DELIVERY = re.compile(r"[A-Za-z0-9-]{1,100}")
-_REPO = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
-_SHA = re.compile(r"[0-9a-f]{40}")
+_REPO = identifiers.REPO
+_SHA = identifiers.SHA
 _SHA_PREFIX = re.compile(r"[0-9a-f]{7,40}")
 _LOGIN = re.compile(r"[A-Za-z0-9\[\]_.-]{1,100}")
 _COMMAND = re.compile(r"/dbenv(?:\s+(\S+))?(?:\s+(\S+))?\s*(.*)")
