@@ -1,1 +1,1 @@
-"""The self-hosted dbenv service and the pieces it is built from."""
+"""`dbenv serve`: the HTTP face of the operations layer (FastAPI), durable jobs on procrastinate, schedules."""
