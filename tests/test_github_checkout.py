@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -165,3 +166,26 @@ def test_two_concurrent_worktrees(mirrors: Mirrors, origin: Origin) -> None:
     assert errors == []
     assert "customer" in seen[origin.pr_head] and "customer" not in seen[origin.main]
     assert len(worktrees_of(mirrors)) == 1
+
+
+def test_worker_processes_share_one_mirror(tmp_path: Path, origin: Origin) -> None:
+    # Several processes start on an empty cache at once: the file lock lets one clone and the others fetch.
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from automation.service.github.checkout import Mirrors\n"
+        "root, url, sha = sys.argv[1:4]\n"
+        "with Mirrors(Path(root), lambda repo: url).worktree('acme/shop-db', sha, pr=7) as path:\n"
+        "    print((path / 'schema.sql').read_text().strip())\n"
+    )
+    cache = tmp_path / "shared-cache"
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(cache), origin.bare.as_uri(), sha],
+                                cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+               for sha in (origin.main, origin.pr_head, origin.main, origin.pr_head)]
+    results = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0, 0], [err for _out, err in results]
+    assert [out.strip() for out, _err in results] == [
+        "create table orders (id int);", "create table orders (id int, customer int);"] * 2
+    mirrors = Mirrors(cache, lambda repo: origin.bare.as_uri())
+    assert len(worktrees_of(mirrors)) == 1
+    assert [p.name for p in mirrors.path_for(REPO).parent.iterdir()] == ["shop-db.git"]
