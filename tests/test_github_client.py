@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from automation.service.github.client import App, GitHubClient, GitHubError
+from automation.service.github.client import App, GitHubClient, GitHubError, HookDelivery, missed_deliveries
 from tests.github_server import FakeGitHub, delivery
 
 REPO = "acme/shop-db"
@@ -316,3 +316,27 @@ def test_tokens_never_reach_the_job_log(github: FakeGitHub, key_pair: tuple[str,
 def test_client_needs_exactly_one_credential() -> None:
     with pytest.raises(ValueError, match="either a token or a GitHub App"):
         GitHubClient(token=None)
+
+
+def test_missed_deliveries_are_the_failed_unrecorded_events_once_each() -> None:
+    rows = [_row(6, "again-ok", 200, "10:06"), _row(5, "again-ok", 502, "10:05"),
+            _row(4, "twice-failed", 0, "10:04"), _row(3, "twice-failed", 502, "10:03"),
+            _row(2, "recorded", 500, "10:02"), _row(1, "fine", 200, "10:01")]
+    missed = missed_deliveries(rows, {"recorded"})
+    assert [(d.id, d.guid) for d in missed] == [(4, "twice-failed")]
+
+
+def _row(delivery_id: int, guid: str, status_code: int, at: str) -> HookDelivery:
+    delivered = datetime.fromisoformat(f"2026-12-06T{at}:00+00:00").timestamp()
+    return HookDelivery(id=delivery_id, guid=guid, delivered_at=f"2026-12-06T{at}:00Z", redelivery=False,
+                        status="", status_code=status_code, event="pull_request", action="opened",
+                        installation_id=INSTALLATION, repository_id=1, delivered=delivered)
+
+
+def test_a_401_on_the_last_attempt_is_reported(github: FakeGitHub, key_pair: tuple[str, str]) -> None:
+    client = app_client(github, App("424242", key_pair[0]), max_attempts=1)
+    client.set_status(REPO, SHA, "pending", "queued")
+    github.expire_tokens()
+    with pytest.raises(GitHubError) as caught:
+        client.set_status(REPO, SHA, "success", "done")
+    assert caught.value.status == 401 and caught.value.message == "Bad credentials"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -333,7 +333,8 @@ class GitHubClient:
                 continue
             if response.status_code < 400:
                 return response
-            if response.status_code == 401 and self._app is not None and not as_app and not auth_retried:
+            if (response.status_code == 401 and self._app is not None and not as_app and not auth_retried
+                    and attempt < self._max_attempts):
                 # The installation token was revoked or expired early: mint a new one, once.
                 self._app.forget_token(self._installation_id or 0)
                 auth_retried = True
@@ -379,6 +380,23 @@ class GitHubClient:
 
 _repo = identifiers.repo_name
 _number = identifiers.positive_number
+
+
+def missed_deliveries(deliveries: Iterable[HookDelivery], recorded_guids: Container[str]) -> list[HookDelivery]:
+    """The deliveries to redeliver: one per event (guid) that never got a 2xx and the service has not recorded.
+
+    A guid has a row per attempt (the first and each redelivery), newest first; the newest failed
+    attempt is the one to ask for again.
+    """
+    by_guid: dict[str, list[HookDelivery]] = {}
+    for delivery in deliveries:
+        by_guid.setdefault(delivery.guid, []).append(delivery)
+    missed = []
+    for guid, attempts in by_guid.items():
+        if guid in recorded_guids or any(not attempt.failed for attempt in attempts):
+            continue
+        missed.append(max(attempts, key=lambda attempt: (attempt.delivered, attempt.id)))
+    return sorted(missed, key=lambda delivery: (delivery.delivered, delivery.id))
 
 
 def _check_marker(marker: str) -> None:
