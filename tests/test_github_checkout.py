@@ -189,3 +189,25 @@ def test_worker_processes_share_one_mirror(tmp_path: Path, origin: Origin) -> No
     mirrors = Mirrors(cache, lambda repo: origin.bare.as_uri())
     assert len(worktrees_of(mirrors)) == 1
     assert [p.name for p in mirrors.path_for(REPO).parent.iterdir()] == ["shop-db.git"]
+
+
+def test_a_changed_remote_setting_is_followed(tmp_path: Path, origin: Origin) -> None:
+    remote = {"url": "file:///nonexistent/old.git"}
+    mirrors = Mirrors(tmp_path / "cache", lambda repo: remote["url"])
+    with pytest.raises(CheckoutError):
+        mirrors.mirror(REPO)
+    remote["url"] = origin.bare.as_uri()
+    mirrors.mirror(REPO)
+    remote["url"] = "file:///nonexistent/moved.git"
+    with pytest.raises(CheckoutError, match="fetch"):
+        mirrors.mirror(REPO)
+    assert git(mirrors.path_for(REPO), "remote", "get-url", "origin") == "file:///nonexistent/moved.git"
+
+
+def test_cleanup_trouble_does_not_hide_the_jobs_error(mirrors: Mirrors, origin: Origin) -> None:
+    import shutil
+
+    with pytest.raises(RuntimeError, match="the job's own error"), mirrors.worktree(REPO, origin.main) as path:
+        shutil.rmtree(mirrors.path_for(REPO))  # the mirror vanishes under the job
+        raise RuntimeError("the job's own error")
+    assert not path.exists()

@@ -52,6 +52,8 @@ class Mirrors:
         path = self.path_for(repo)
         with self._locked(repo):
             if (path / "HEAD").exists():
+                # The remote is a setting and may have changed since the clone.
+                self._git(path, "remote", "set-url", "--", "origin", self._remote_for(repo))
                 self._git(path, "fetch", "--prune", "--quiet", "origin")
             else:
                 self._clone(repo, path)
@@ -89,12 +91,14 @@ class Mirrors:
 
     def _remove_worktree(self, repo: str, mirror: Path, workdir: Path) -> None:
         with self._locked(repo):
-            try:
-                self._git(mirror, "worktree", "remove", "--force", "--", str(workdir))
-            except CheckoutError:
-                pass  # already gone, or half made: the directory and prune below settle it
-            shutil.rmtree(workdir, ignore_errors=True)
-            self._git(mirror, "worktree", "prune")
+            # Cleanup must not replace the job's own error: each step is best effort, and what one
+            # leaves (a directory, stale worktree metadata) the next step or the next prune clears.
+            for args in (("worktree", "remove", "--force", "--", str(workdir)), ("worktree", "prune")):
+                try:
+                    self._git(mirror, *args)
+                except CheckoutError:
+                    pass
+                shutil.rmtree(workdir, ignore_errors=True)
 
     def _has_commit(self, mirror: Path, sha: str) -> bool:
         done = self._run(["git", "-C", str(mirror), "cat-file", "-e", f"{sha}^{{commit}}"])
