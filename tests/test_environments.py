@@ -1006,6 +1006,34 @@ def test_live_display_only_on_a_terminal_outside_ci(env: dict, tty: bool, live: 
     assert progress.use_live(Stream(), env) is live
 
 
+def test_the_display_appears_with_the_first_engine_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for key in ("CI", "NO_COLOR", "TERM"):
+        monkeypatch.delenv(key, raising=False)
+    events = _events(resource_events("s", [("create", "aws:ec2/vpc:Vpc", "vpc")]))
+    asked: list[str] = []
+
+    def title() -> str:
+        asked.append("title")
+        return "up s"
+
+    plain = progress.Display(io.StringIO(), title)
+    live = progress.Display(Terminal(), title)
+    for shown in (plain, live):
+        assert shown.stream.getvalue() == ""  # nothing drawn before the engine runs (the prompt comes first)
+        for event in events:
+            shown.on_event(event)
+        shown.close()
+    assert plain.stream.getvalue().splitlines()[0].startswith("+ created aws:ec2/vpc:Vpc vpc (")
+    assert "up s: 1 done, 0 failed" in live.stream.getvalue()
+    assert asked == ["title"]  # asked once, by the live panel only
+
+
 def test_config_setting_is_relative_to_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "stacks").mkdir()
     (tmp_path / "stacks" / "dev.yaml").write_text("config:\n  db-recipes:recipes: dynamodb-autoscaling\n",

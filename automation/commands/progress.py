@@ -103,12 +103,13 @@ def use_live(stream: Any, env: Mapping[str, str] | None = None) -> bool:
     return bool(isatty and isatty())
 
 
-def renderer(stream: IO[str], title: str, env: Mapping[str, str] | None = None,
+def renderer(stream: IO[str], title: str | Callable[[], str], env: Mapping[str, str] | None = None,
              tracker: Tracker | None = None) -> PlainRenderer | LiveRenderer:
+    """The live panel on a terminal (``title`` heads it; a callable is asked then), plain lines elsewhere."""
     if use_live(stream, env):
         from rich.console import Console
 
-        return LiveRenderer(Console(file=stream), title, tracker)
+        return LiveRenderer(Console(file=stream), title() if callable(title) else title, tracker)
     return PlainRenderer(stream, tracker)
 
 
@@ -126,8 +127,7 @@ class Display:
     def on_event(self, event: Any) -> None:
         with self._lock:
             if self._shown is None:
-                title = self.title() if callable(self.title) else self.title
-                self._shown = renderer(self.stream, title, tracker=self.tracker)
+                self._shown = renderer(self.stream, self.title, tracker=self.tracker)
                 self._shown.__enter__()
             shown = self._shown
         shown.on_event(event)
