@@ -13,7 +13,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from automation import cli
-from automation.commands import common
+from automation.operations import lifecycle
 from components import naming
 from tests.test_db_runbook import OUTPUTS, PEM
 
@@ -42,7 +42,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OutputsOnly:
     for key in ("DBENV_TARGET", "DBENV_REGION"):
         monkeypatch.delenv(key, raising=False)
     fake = OutputsOnly(OUTPUTS)
-    monkeypatch.setattr(common, "environments", lambda settings, **_: fake)
+    monkeypatch.setattr(lifecycle, "environments_for", lambda settings, **_: fake)
     return fake
 
 

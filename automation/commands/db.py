@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from automation.commands import common
 from automation.commands.common import (
     EXIT_FAILED,
     BranchOption,
@@ -18,7 +17,6 @@ from automation.commands.common import (
     engine_call,
     env_settings,
     fail,
-    local_server,
 )
 
 # ------------------------------------------------------------------ database commands (IAM auth, Data API)
@@ -33,20 +31,11 @@ app = typer.Typer(name="db", help="Connect to a branch's databases (IAM auth), q
 
 def _db_context(branch: str | None, target: str | None) -> tuple[Settings, dict, dict[str, Any]]:
     """The branch stack's outputs and how to reach its AWS APIs (the local endpoint, or AWS)."""
-    from automation import local_aws
-    from components import naming
+    from automation.operations import databases
 
     settings = env_settings(branch=branch, target=target)
-    stack = naming.stack_name(branch_of(settings))
-    service = common.environments(settings, read_only=True)
-    values = engine_call("outputs", lambda _: service.outputs(stack, show_secrets=False), display=False)
-    client_args: dict[str, Any] = {"region_name": settings.region}
-    if settings.target == "local":
-        status = local_server().status()
-        if not status.running:
-            fail("the local AWS endpoint is not running: `dbenv local start`, then `dbenv up`", EXIT_FAILED)
-        client_args.update(endpoint_url=status.endpoint, aws_access_key_id=local_aws.ACCESS_KEY,
-                           aws_secret_access_key=local_aws.SECRET_KEY)
+    chosen = branch_of(settings)
+    values, client_args = engine_call("outputs", lambda _: databases.stack_context(settings, chosen), display=False)
     return settings, values, client_args
 
 
@@ -136,18 +125,12 @@ def db_query(
 def _stack_access(branch: str | None, target: str | None, recipe: str | None, user: str | None,
                   ca_bundle: Path | None) -> Any:
     """How to reach a stack's database from its outputs (Data API, IAM token or the admin secret)."""
-    import boto3
+    from automation.operations import databases
 
-    from automation.runbooks import access, db
-
-    settings, values, client_args = _db_context(branch, target)
-    label = branch_of(settings)
-    try:
-        return access.from_outputs(values, recipe=recipe, region=settings.region,
-                                   client=lambda service: boto3.client(service, **client_args),
-                                   user=user, ca_bundle=ca_bundle, label=label)
-    except db.DbError as err:
-        fail(str(err))
+    settings = env_settings(branch=branch, target=target)
+    chosen = branch_of(settings)
+    return engine_call("outputs", lambda _: databases.stack_access(settings, chosen, recipe=recipe, user=user,
+                                                                   ca_bundle=ca_bundle), display=False)
 
 
 @app.command("diff")

@@ -236,3 +236,10 @@ def _branch(settings: Settings) -> str:
 
 def _quiet(_: str) -> None:
     return None
+
+
+def schema_diff_text(settings: Settings, parent: str) -> str:
+    """The branch's schema against the parent's, as `dbenv db diff` prints it (for reports such as a PR comment)."""
+    from automation.operations import databases
+
+    return databases.schema_diff_text(settings, parent)
