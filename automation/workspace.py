@@ -158,6 +158,13 @@ def _database_url(value: Any, where: str) -> str:
     return value
 
 
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+        raise SettingsError(f"{where}: expected a list of strings, got {str(value)[:60]!r}")
+    return tuple(item.strip() for item in items if item.strip())
+
+
 def _path_list(value: Any, where: str) -> tuple[str, ...]:
     """A list of file paths: a TOML list, a flag given several times, or one comma-separated string."""
     items = value.split(",") if isinstance(value, str) else value
@@ -248,6 +255,26 @@ SETTINGS: tuple[Setting, ...] = (
             "long", _duration),
     Setting("state_dir", None, "DBENV_STATE_DIR", "where dbenv keeps stack work dirs, local state and the service's "
             "embedded database (default: .dbenv in the project)", _text, path=True),
+    Setting("public_url", "http://127.0.0.1:8080", "DBENV_PUBLIC_URL", "the service's address as people reach it "
+            "(links in pull request comments and commit statuses)", _pattern(r"^https?://[^\s]+$", "an http(s) URL")),
+    Setting("github_webhook_secret", None, "DBENV_GITHUB_WEBHOOK_SECRET", "the GitHub webhook's secret: "
+            "POST /v1/webhooks/github exists only with it (a variable, never in a file)", _text, in_file=False),
+    Setting("github_token", None, "DBENV_GITHUB_TOKEN", "a GitHub token for comments and statuses, instead of a "
+            "GitHub App (a variable, never in a file)", _text, in_file=False),
+    Setting("github_app_id", None, "DBENV_GITHUB_APP_ID", "the GitHub App's id (with github_app_key_file)",
+            _pattern(r"^[0-9]{1,12}$", "a GitHub App id (digits)")),
+    Setting("github_app_key_file", None, "DBENV_GITHUB_APP_KEY_FILE", "the GitHub App's private key (PEM file)",
+            _text, path=True),
+    Setting("github_api_url", "https://api.github.com", "DBENV_GITHUB_API_URL", "GitHub's REST API (GitHub "
+            "Enterprise: https://HOST/api/v3)", _pattern(r"^https?://[^\s]+$", "an http(s) URL")),
+    Setting("github_repos", None, "DBENV_GITHUB_REPOS", "repositories whose pull requests drive environments: "
+            "owner/repo, * globs allowed (a list; comma-separated in the variable)", _string_list),
+    Setting("github_allow_forks", False, "DBENV_GITHUB_ALLOW_FORKS", "a fork's pull request gets the offline plan "
+            "(no credentials, no hooks) until a member comments `/dbenv approve`", _as_bool),
+    Setting("github_remote", "https://github.com/{repo}.git", "DBENV_GITHUB_REMOTE", "clone URL of a repository, "
+            "{repo} standing for owner/name", _pattern(r"^(https?|ssh|git|file)://[^\s]*\{repo\}", "a URL with {repo}")),
+    Setting("github_webhook_max_bytes", 5 * 1024 * 1024, "DBENV_GITHUB_WEBHOOK_MAX_BYTES", "largest webhook body "
+            "accepted (GitHub sends at most 25 MB)", _whole(1024, 25 * 1024 * 1024)),
     Setting("heartbeat_timeout", 30, "DBENV_HEARTBEAT_TIMEOUT", "seconds without a worker heartbeat before the "
             "service marks that worker's running jobs lost", _whole(2, 3600)),
 )

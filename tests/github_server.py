@@ -266,6 +266,19 @@ class FakeGitHub:
         return 200, headers, page
 
 
+def app_key_pair() -> tuple[str, str]:
+    """A GitHub App's RSA key pair (PEM): the private key signs the App's JWTs, the public one checks them."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
 def delivery(delivery_id: int, guid: str, *, status_code: int = 200, event: str = "pull_request",
              action: str | None = "opened", delivered_at: str = "2026-12-06T10:00:00Z") -> dict[str, Any]:
     """A row of ``GET /app/hook/deliveries`` as GitHub documents it."""

@@ -123,7 +123,7 @@ if args[0] in ("up", "destroy") and state.get(stack, {}).get("delay") and not st
 
 
 def scripted_cli() -> str:
-    from tests.test_environments import FAKE_CLI
+    from tests.scripted_pulumi import FAKE_CLI
 
     load = ('state = json.load(open(state_path)) if os.path.exists(state_path) else {}\n'
             'def save():\n    json.dump(state, open(state_path, "w"))\n')
@@ -266,6 +266,17 @@ class Deployment:
             worker.stop()
         if self.url:
             drop_machine_database(self.url)
+
+
+def wait_for(condition: Any, what: str, seen: Any = None, timeout: float = 60) -> Any:
+    """Poll ``condition`` until it returns something true; fail naming ``what`` (and ``seen()``) otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not seen in {timeout}s" + (f"; seen:\n{seen()}" if seen else ""))
 
 
 def wait_job(client: httpx.Client, job_id: int, states: tuple[str, ...] = ("succeeded", "failed", "cancelled",

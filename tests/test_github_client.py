@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from automation.service.github.client import App, GitHubClient, GitHubError, HookDelivery, missed_deliveries
-from tests.github_server import FakeGitHub, delivery
+from tests.github_server import FakeGitHub, app_key_pair, delivery
 
 REPO = "acme/shop-db"
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
@@ -23,12 +23,7 @@ INSTALLATION = 1234567
 
 @pytest.fixture(scope="module")
 def key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return app_key_pair()
 
 
 @pytest.fixture

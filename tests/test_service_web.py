@@ -13,7 +13,6 @@ import asyncio
 import os
 import re
 import struct
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -456,16 +455,6 @@ def browser(tmp: Path) -> Any:
     return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
 
 
-def wait_for(condition: Any, what: str, seen: Any = None, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not seen in {timeout}s" + (f"; the page:\n{seen()}" if seen else ""))
-
-
 def png_pixels(path: Path) -> tuple[int, int, set[bytes], float]:
     """(width, height, distinct colours, share of the commonest colour) of an 8-bit RGB(A) PNG, by the stdlib."""
     data = path.read_bytes()
@@ -551,7 +540,7 @@ def test_a_person_signs_in_reads_the_table_and_watches_a_job_live(served: Served
         driver.get(served.base + "/")
         driver.find_element(By.ID, "token").send_keys(served.read_token)
         driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-        wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "table.environments tbody tr"), "the table",
+        harness.wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "table.environments tbody tr"), "the table",
                  lambda: driver.page_source)
         assert driver.title == "Environments · dbenv"
         headings = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "table.environments thead th")]
@@ -579,14 +568,14 @@ def test_a_person_signs_in_reads_the_table_and_watches_a_job_live(served: Served
         lines = lambda: [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#log li")]  # noqa: E731
         assert len(lines()) == 2, "the stored lines, rendered by the server"
         status = driver.find_element(By.ID, "log-status")
-        wait_for(lambda: status.text == "following live", "the live stream opening")
+        harness.wait_for(lambda: status.text == "following live", "the live stream opening")
         served.run(add, job_id, "engine", "+ aws:dynamodb:Table orders create")
-        wait_for(lambda: any("aws:dynamodb:Table orders create" in line for line in lines()), "a line added later")
+        harness.wait_for(lambda: any("aws:dynamodb:Table orders create" in line for line in lines()), "a line added later")
         served.run(add, job_id, "step", "<i>seed</i> 12 rows")
-        wait_for(lambda: any("<i>seed</i> 12 rows" in line for line in lines()), "a second line added later")
+        harness.wait_for(lambda: any("<i>seed</i> 12 rows" in line for line in lines()), "a second line added later")
         served.run(finish, job_id)
-        wait_for(lambda: status.text == "finished", "the end of the job")
-        wait_for(lambda: driver.find_element(By.ID, "job-state").text == "succeeded", "the state updated")
+        harness.wait_for(lambda: status.text == "finished", "the end of the job")
+        harness.wait_for(lambda: driver.find_element(By.ID, "job-state").text == "succeeded", "the state updated")
         assert driver.find_element(By.ID, "fact-duration").text != "—"
         assert [line.split()[1] for line in lines()] == ["queued", "started", "engine", "step", "finished"], \
             "each line once, in order"
@@ -599,6 +588,6 @@ def test_a_person_signs_in_reads_the_table_and_watches_a_job_live(served: Served
         driver.execute_script("const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
                               "document.body.append(s);")
         assert driver.execute_script("return window.ran === undefined")
-        wait_for(lambda: csp_reports(driver), "the refused inline script reported")
+        harness.wait_for(lambda: csp_reports(driver), "the refused inline script reported")
     finally:
         driver.quit()

@@ -29,5 +29,8 @@ def review(prepared: Any, project_dir: Path | None = None) -> dict[str, Any]:
                             policy_config=rules, policy_config_source=str(checking.DEFAULT_POLICY_CONFIG))
     estimate = cost.estimate_stack(prepared.config, prepared.stack, usage)
     return {"stack": prepared.stack, "recipes": list(prepared.recipes),
-            "resources": planned["plan"].to_json()["resources"], "cost": estimate.to_json(),
-            "policy": report.to_json()}
+            "resources": planned["plan"].to_json()["resources"],
+            "cost": {**estimate.to_json(), "monthly": {"idle": round(estimate.total("idle"), 2),
+                                                       "asleep": round(estimate.total("asleep"), 2),
+                                                       "active": round(estimate.total("usage"), 2)}},
+            "policy": {**report.to_json(), "levels": dict(report.levels)}}

@@ -56,7 +56,7 @@ def problem_response(status: int, title: str, detail: str | None = None, field: 
 # ------------------------------------------------------------------ the app
 
 
-def create_app(runtime: Runtime, *, max_body: int = MAX_BODY, web: bool = True, github: Any = None) -> FastAPI:
+def create_app(runtime: Runtime, *, max_body: int = MAX_BODY, web: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.hub.start()
         yield
@@ -73,8 +73,10 @@ def create_app(runtime: Runtime, *, max_body: int = MAX_BODY, web: bool = True, 
         from automation.service import web as web_face
 
         web_face.install(app)
-    if github is not None:
-        github.install(app)
+    if runtime.config.github is not None:
+        from automation.service import pull_requests
+
+        pull_requests.install(app, runtime.config.github)
     return app
 
 
@@ -236,6 +238,7 @@ def environment_model(row: Mapping[str, Any], last_job: Mapping[str, Any] | None
         monthly_cost=models.Cost(idle=money(row["cost_idle"]), asleep=money(row["cost_asleep"]),
                                  active=money(row["cost_active"])),
         drift=row["drift"], drift_checked_at=row["drift_checked_at"], outputs=mask_secrets(row["outputs"] or {}),
+        pull_request=f"{row['github_repo']}#{row['github_pr']}" if row.get("github_repo") else None,
         last_job=job_model(last_job) if last_job else None,
         links=models.Links(self=f"/v1/environments/{row['branch']}"))
 

@@ -45,11 +45,18 @@ def _settings(**flags: Any) -> Any:
 def _config(settings: Any, *, schedules: bool = True) -> Any:
     import os
 
+    from automation import inputs
     from automation.service.jobs import ServiceConfig
+    from automation.service.pull_requests import GitHubConfig
 
+    try:
+        github = GitHubConfig.from_settings(settings)
+    except inputs.InputError as err:
+        _fail(str(err))
     return ServiceConfig(project_dir=settings.project_dir, env=dict(os.environ),
                          job_timeout=int(settings.job_timeout.total_seconds()),
-                         stalled_after=float(settings.values["heartbeat_timeout"]), schedules=schedules)
+                         stalled_after=float(settings.values["heartbeat_timeout"]), schedules=schedules,
+                         github=github)
 
 
 def _database(settings: Any) -> Any:

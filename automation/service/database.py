@@ -80,6 +80,16 @@ CREATE TABLE IF NOT EXISTS dbenv_tokens (
     created_at timestamptz NOT NULL DEFAULT now(),
     revoked_at timestamptz
 );
+ALTER TABLE dbenv_environments ADD COLUMN IF NOT EXISTS github_repo text;
+ALTER TABLE dbenv_environments ADD COLUMN IF NOT EXISTS github_pr integer;
+CREATE TABLE IF NOT EXISTS dbenv_approvals (
+    repository text NOT NULL,
+    pr integer NOT NULL,
+    sha text NOT NULL,
+    approved_by text NOT NULL,
+    approved_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (repository, pr, sha)
+);
 CREATE TABLE IF NOT EXISTS dbenv_deliveries (
     id text PRIMARY KEY,
     event text NOT NULL,

@@ -31,7 +31,6 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -66,6 +65,7 @@ class ServiceConfig:
     stalled_after: float = 30.0
     worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     schedules: bool = True
+    github: Any = None  # pull_requests.GitHubConfig when the webhook secret is set
 
 
 def heartbeat_options(config: ServiceConfig) -> dict[str, float]:
@@ -88,7 +88,7 @@ class Runtime:
                                         kwargs={"autocommit": True})
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
         self.operations = operations or runner.Operations(config)
-        self._threads: dict[int, threading.Thread] = {}
+        self.operations.attach(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._register_tasks()
 
@@ -108,32 +108,39 @@ class Runtime:
                       after_insert: Callable[[Any, int], Any] | None = None) -> tuple[dict[str, Any], bool]:
         """(job row, created). Committed when this returns; ``created`` False means an equal queued job answered."""
         async with self.pool.connection() as conn, conn.transaction():
-            if stack:
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (stack,))
-                if kind in COALESCE:
-                    same = await store.queued_jobs(conn, stack, (kind,))
-                    if same:
-                        return await store.get_job(conn, same[-1]["id"]), False
-            job_id = await store.insert_job(conn, kind=kind, branch=branch, stack=stack, requested_by=requested_by,
-                                            inputs=inputs, source=source, commit_sha=commit_sha,
-                                            timeout_seconds=self.config.job_timeout)
-            if stack:
-                for victim in await store.queued_jobs(conn, stack, SUPERSEDES.get(kind, ())):
-                    if victim["id"] == job_id:
-                        continue
-                    if victim["procrastinate_id"]:
-                        await self.app.job_manager.cancel_job_by_id_async(victim["procrastinate_id"],
-                                                                          connection=conn)
-                    await store.finish_job(conn, victim["id"], store.SUPERSEDED, error=f"superseded by job {job_id}",
-                                           only_from=(store.QUEUED,))
-                    await store.add_event(conn, victim["id"], "superseded", f"superseded by job {job_id} ({kind})")
-            deferrer = self.app.configure_task(TASK, lock=stack, queue=QUEUE, connection=conn)
-            procrastinate_id = await deferrer.defer_async(job_id=job_id)
-            await store.set_procrastinate_id(conn, job_id, procrastinate_id)
-            await store.add_event(conn, job_id, "queued", f"{kind} queued by {requested_by}")
-            if after_insert is not None:
-                await after_insert(conn, job_id)
-            return await store.get_job(conn, job_id), True
+            return await self.enqueue_on(conn, kind=kind, branch=branch, stack=stack, requested_by=requested_by,
+                                         inputs=inputs, source=source, commit_sha=commit_sha, after_insert=after_insert)
+
+    async def enqueue_on(self, conn: Any, *, kind: str, branch: str | None, stack: str | None, requested_by: str,
+                         inputs: Mapping[str, Any], source: str = "api", commit_sha: str | None = None,
+                         after_insert: Callable[[Any, int], Any] | None = None) -> tuple[dict[str, Any], bool]:
+        """``enqueue`` inside the caller's transaction (a webhook records its delivery in the same one)."""
+        if stack:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (stack,))
+            if kind in COALESCE:
+                same = await store.queued_jobs(conn, stack, (kind,))
+                if same:
+                    return await store.get_job(conn, same[-1]["id"]), False
+        job_id = await store.insert_job(conn, kind=kind, branch=branch, stack=stack, requested_by=requested_by,
+                                        inputs=inputs, source=source, commit_sha=commit_sha,
+                                        timeout_seconds=self.config.job_timeout)
+        if stack:
+            for victim in await store.queued_jobs(conn, stack, SUPERSEDES.get(kind, ())):
+                if victim["id"] == job_id:
+                    continue
+                if victim["procrastinate_id"]:
+                    await self.app.job_manager.cancel_job_by_id_async(victim["procrastinate_id"],
+                                                                      connection=conn)
+                await store.finish_job(conn, victim["id"], store.SUPERSEDED, error=f"superseded by job {job_id}",
+                                       only_from=(store.QUEUED,))
+                await store.add_event(conn, victim["id"], "superseded", f"superseded by job {job_id} ({kind})")
+        deferrer = self.app.configure_task(TASK, lock=stack, queue=QUEUE, connection=conn)
+        procrastinate_id = await deferrer.defer_async(job_id=job_id)
+        await store.set_procrastinate_id(conn, job_id, procrastinate_id)
+        await store.add_event(conn, job_id, "queued", f"{kind} queued by {requested_by}")
+        if after_insert is not None:
+            await after_insert(conn, job_id)
+        return await store.get_job(conn, job_id), True
 
     async def cancel(self, job_id: int) -> dict[str, Any] | None:
         """Queued -> cancelled now; running -> abort requested (the worker stops the engine and records it)."""
@@ -171,6 +178,10 @@ class Runtime:
             from automation.service import schedules
 
             schedules.register(self)
+            if self.config.github is not None:
+                from automation.service import pull_requests
+
+                pull_requests.register_sweep(self, self.config.github)
 
     async def event(self, job_id: int, kind: str, line: str, data: Mapping[str, Any] | None = None) -> None:
         async with self.pool.connection() as conn:
@@ -187,6 +198,7 @@ class Runtime:
         if row is None:
             return False  # cancelled or superseded after procrastinate handed it out
         await self.event(job_id, "started", f"{row['kind']} started on {self.config.worker_name}")
+        await self._tell(row, "running")
         started = time.monotonic()
         done: asyncio.Future[Any] = self.loop.run_in_executor(None, self._run_operation, row)  # type: ignore[union-attr]
         state, error, result, aborted = store.SUCCEEDED, None, None, False
@@ -210,6 +222,7 @@ class Runtime:
             state, error, result = store.FAILED, result.message, None
         elapsed = round(time.monotonic() - started, 3)
         outcome = {"duration_seconds": elapsed, **(result.outcome if result else {})}
+        await self._tell(row, state, outcome=outcome, outputs=result.outputs if result else None, error=error)
         async with self.pool.connection() as conn, conn.transaction():
             await store.finish_job(conn, job_id, state, outcome=outcome, outputs=result.outputs if result else None,
                                    error=error, only_from=(store.RUNNING,))
@@ -218,6 +231,27 @@ class Runtime:
             if result is not None or state == store.FAILED:
                 await self.operations.record(conn, row, state, result)
         return aborted
+
+    async def _tell(self, row: Mapping[str, Any], state: str, *, outcome: Mapping[str, Any] | None = None,
+                    outputs: Mapping[str, Any] | None = None, error: str | None = None) -> None:
+        """Keep a pull request's comment and commit status in step (its own or its environment's PR)."""
+        pulls = self.operations.pulls
+        if pulls is None or row["kind"] == "resolve":
+            return
+        from automation.service import pull_requests
+
+        async with self.pool.connection() as conn:
+            environment = await store.get_environment(conn, row["branch"]) if row["branch"] else None
+            parent = (row["inputs"] or {}).get("from") or (environment or {}).get("parent")
+            parent_row = await store.get_environment(conn, parent) if parent else None
+        if not (row["inputs"] or {}).get("github") and not (environment or {}).get("github_repo"):
+            return
+        status = "running" if state == "running" else pull_requests.comment_status(row["kind"], state)
+        message = error or (row["inputs"] or {}).get("message")
+        job_id = row["id"]
+        await asyncio.to_thread(pulls.tell, row, status, lambda kind, line, data=None: self.event_from_thread(
+            job_id, kind, line, data), outcome=outcome, outputs=outputs, message=message, environment=environment,
+            parent_cost=pull_requests.cost_of(parent_row))
 
     async def _settle(self, done: asyncio.Future[Any]) -> str:
         """Wait for an interrupted operation to end; what it ended with, in a few words."""

@@ -93,6 +93,7 @@ class Environment(BaseModel):
     drift: str | None
     drift_checked_at: datetime | None
     outputs: dict[str, Any]
+    pull_request: str | None = Field(None, description="owner/repo#number of the pull request that drives it")
     last_job: Job | None
     links: Links
 

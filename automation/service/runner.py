@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from automation.service import store
@@ -19,28 +20,56 @@ Emit = Callable[..., None]
 class Operations:
     def __init__(self, config: Any) -> None:
         self.config = config
+        self.pulls: Any = None  # PullRequestJobs, when the GitHub webhook is configured
+
+    def attach(self, runtime: Any) -> None:
+        github = getattr(self.config, "github", None)
+        if github is not None:
+            from automation.service.pull_requests import PullRequestJobs
+
+            self.pulls = PullRequestJobs(github, runtime)
 
     # ------------------------------------------------------------ settings
 
-    def settings_for(self, row: Mapping[str, Any]) -> Any:
+    def settings_for(self, row: Mapping[str, Any], checkout: Path | None = None) -> Any:
+        """The job's settings: its inputs act as flags. A pull request's job reads the project (dbenv.toml,
+        hooks, usage file) from the checkout at its commit and keeps state in the service's state folder."""
         from automation import workspace
         from automation.service.jobs import JOB_ENV
 
         inputs = row["inputs"] or {}
         flags = {"branch": row["branch"], "recipes": inputs.get("recipes"), "ttl": inputs.get("ttl"),
                  "parent": inputs.get("from")}
-        project = inputs.get("project_dir") or self.config.project_dir
         env = {**self.config.env, JOB_ENV: str(row["id"])}
-        return workspace.load_settings(project, flags=flags, env=env)
+        if checkout is not None:
+            home = workspace.load_settings(self.config.project_dir, env=self.config.env)
+            env["DBENV_STATE_DIR"] = str(home.state_root)
+        return workspace.load_settings(checkout or self.config.project_dir, flags=flags, env=env)
 
     # ------------------------------------------------------------ run (a worker thread)
 
     def run(self, row: Mapping[str, Any], emit: Emit) -> Any:
+        from automation.service.jobs import Result
+
+        kind, inputs = row["kind"], row["inputs"] or {}
+        github = inputs.get("github")
+        if kind in ("resolve", "notify", "plan") and self.pulls is None:
+            raise ValueError(f"a {kind} job needs the GitHub settings (github_webhook_secret)")
+        if kind == "resolve":
+            return Result(outcome=self.pulls.resolve(row, emit))
+        if kind == "notify":
+            return Result(outcome={"message": inputs.get("message")})
+        if github and self.pulls is not None:
+            with self.pulls.project_at(github, emit) as path:
+                return self.operate(row, emit, path)
+        return self.operate(row, emit, None)
+
+    def operate(self, row: Mapping[str, Any], emit: Emit, checkout: Path | None) -> Any:
         from automation.operations import lifecycle
         from automation.operations.events import Tracker, describe
         from automation.service.jobs import Result
 
-        settings = self.settings_for(row)
+        settings = self.settings_for(row, checkout)
         tracker = Tracker()
 
         def on_event(event: Any) -> None:
@@ -53,14 +82,22 @@ class Operations:
             emit("step", line)
 
         kind, inputs = row["kind"], row["inputs"] or {}
+        if kind == "plan":
+            from automation.planning import review
+
+            prepared = lifecycle.validate(settings)
+            result = review.review(prepared, settings.project_dir)
+            return Result(outcome={"stack": prepared.stack, "review": result,
+                                   "cost": result["cost"]["monthly"]})
         if kind == "up":
             deployed = lifecycle.up(settings, config_values=inputs.get("config"), on_event=on_event, on_line=on_line)
             outcome, estimate = deployed.outcome, deployed.estimate
             cost = _cost(estimate)
             tags = dict(outcome.tags)
+            extra = self._pull_request_review(settings, inputs, on_line) if inputs.get("github") else {}
             return Result(
                 outcome={"stack": outcome.stack, "result": outcome.result, "changes": dict(outcome.changes or {}),
-                         "cost": cost, "tags": tags},
+                         "cost": cost, "tags": tags, **extra},
                 outputs=deployed.outputs,
                 environment={"recipes": list(inputs.get("recipes_resolved") or []), "status": "ready",
                              "owner": tags.get("owner"), "commit_sha": row["commit_sha"] or tags.get("commit"),
@@ -85,6 +122,20 @@ class Operations:
                           environment={"drift": drift, "drift_checked_at": datetime.now(UTC)} if kind == "drift"
                           else None)
         raise ValueError(f"unknown job kind {kind!r}")
+
+    def _pull_request_review(self, settings: Any, inputs: Mapping[str, Any], on_line: Any) -> dict[str, Any]:
+        """What a pull request's comment adds to an up: the offline policy verdicts, and the schema diff."""
+        from automation.operations import lifecycle
+        from automation.planning import review
+
+        extra: dict[str, Any] = {}
+        try:
+            extra["review"] = {"policy": review.review(lifecycle.validate(settings), settings.project_dir)["policy"]}
+        except Exception as err:  # noqa: BLE001 - the comment says what could not be checked
+            on_line(f"policy verdicts unavailable: {' '.join(str(err).split())[:300]}")
+        if inputs.get("from"):
+            extra["schema_diff"] = lifecycle.schema_diff_text(settings, inputs["from"])
+        return extra
 
     def describe_failure(self, err: BaseException) -> str:
         from automation.operations import errors

@@ -72,6 +72,15 @@ async def _sweep(runtime: Runtime, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+async def _sweep_once(runtime: Runtime, github: Any) -> None:
+    from automation.service import pull_requests
+
+    try:
+        await pull_requests.sweep(runtime, github)
+    except Exception as err:  # noqa: BLE001 - a sweep that fails is retried by the schedule
+        log.warning("github: missed-delivery sweep at start: %s", err)
+
+
 async def check_bind(runtime: Runtime, bind: Bind) -> None:
     if bind.loopback:
         return
@@ -99,6 +108,9 @@ async def serve(config: ServiceConfig, db: database.Database, bind: Bind, worker
         stop = asyncio.Event()
         worker_task = asyncio.create_task(run_workers(runtime, workers, stop)) if workers > 0 else None
         log.info("dbenv serve on http://%s:%s with %d worker(s); %s", bind.host, bind.port, workers, db.describe())
+        if config.github is not None:
+            # Deliveries GitHub could not make while the service was down: ask for them again now.
+            asyncio.create_task(_sweep_once(runtime, config.github))
         if on_ready is not None:
             on_ready(bind)
         try:

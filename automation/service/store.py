@@ -23,7 +23,9 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST, SUPERSEDED = (
     "queued", "running", "succeeded", "failed", "cancelled", "lost", "superseded")
 FINISHED = (SUCCEEDED, FAILED, CANCELLED, LOST, SUPERSEDED)
 JOB_STATES = (QUEUED, RUNNING, *FINISHED)
-JOB_KINDS = ("up", "down", "sleep", "wake", "preview", "drift", "plan")
+# plan: the offline review of a pull request; notify: a reply on a pull request; resolve: a `/dbenv`
+# comment turned into its job once the pull request's head is known.
+JOB_KINDS = ("up", "down", "sleep", "wake", "preview", "drift", "plan", "notify", "resolve")
 SCOPES = ("read", "write")
 TOKEN_PREFIX = "dbenv_"
 
@@ -190,7 +192,8 @@ async def events_since(conn: Any, after_id: int, limit: int = 2000) -> list[dict
 # ------------------------------------------------------------------ environments
 
 _ENV_COLUMNS = ("branch, stack, recipes, status, owner, commit_sha, parent, ephemeral, created_at, expires_at, asleep, "
-                "cost_idle, cost_asleep, cost_active, drift, drift_checked_at, outputs, last_job_id, updated_at")
+                "cost_idle, cost_asleep, cost_active, drift, drift_checked_at, outputs, last_job_id, updated_at, "
+                "github_repo, github_pr")
 
 
 async def upsert_environment(conn: Any, branch: str, stack: str, **values: Any) -> None:
@@ -275,3 +278,16 @@ async def get_jobs(conn: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(f"SELECT {_JOB_COLUMNS} FROM dbenv_jobs WHERE id = ANY(%s)", (list(ids),))
     return await cur.fetchall()
+
+
+# ------------------------------------------------------------------ approvals (fork pull requests)
+
+
+async def approve(conn: Any, repository: str, pr: int, sha: str, approved_by: str) -> None:
+    await conn.execute("INSERT INTO dbenv_approvals (repository, pr, sha, approved_by) VALUES (%s, %s, %s, %s) "
+                       "ON CONFLICT DO NOTHING", (repository, pr, sha, approved_by))
+
+
+async def approved_shas(conn: Any, repository: str, pr: int) -> set[str]:
+    cur = await conn.execute("SELECT sha FROM dbenv_approvals WHERE repository = %s AND pr = %s", (repository, pr))
+    return {row[0] for row in await cur.fetchall()}
