@@ -152,7 +152,7 @@ def _pattern(regex: str, what: str) -> Callable[[Any, str], str]:
 def _database_url(value: Any, where: str) -> str:
     # The URL may carry a password: an error shows it redacted.
     if not isinstance(value, str) or not re.match(r"^postgres(ql)?://", value, re.IGNORECASE):
-        shown = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", str(value))[:60]
+        shown = redact_url(str(value))[:60]
         raise SettingsError(f"{where}: {shown!r} is not a PostgreSQL URL; use postgresql://USER@HOST:PORT/DB, "
                             "or leave it out for the embedded database")
     return value
@@ -499,9 +499,29 @@ def _absolute(value: str, base: Path, where: str) -> str:
     return str(path if path.is_absolute() else base / path)
 
 
+SECRET_SETTINGS = ("github_webhook_secret", "github_token")
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A setting as `dbenv config show` prints it: secrets never, a database URL without its password."""
+    if value is None:
+        return None
+    if key in SECRET_SETTINGS:
+        return "[secret]"
+    if key == "database_url":
+        return redact_url(str(value))
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``: for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
 def describe_settings(settings: Settings) -> list[dict[str, Any]]:
     """One row per setting: key, effective value, source; plus the derived backend and secrets provider."""
-    rows = [{"key": s.key, "value": settings.values[s.key], "source": settings.sources[s.key]} for s in SETTINGS]
+    rows = [{"key": s.key, "value": _shown(s.key, settings.values[s.key]), "source": settings.sources[s.key]}
+            for s in SETTINGS]
     derived = "derived from target" if settings.target == "local" else settings.sources["backend"]
     rows.append({"key": "effective backend", "value": settings.backend_url or "Pulumi Cloud (pulumi login)",
                  "source": derived})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,21 +120,20 @@ class Database:
         """Where the database is, for logs: never a password."""
         if self.embedded:
             return f"embedded PostgreSQL in {self.data_dir} (Unix socket only)"
-        return f"PostgreSQL at {redact(self.conninfo)}"
+        from automation.workspace import redact_url
 
-
-def redact(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+        return f"PostgreSQL at {redact_url(self.conninfo)}"
 
 
 def embedded(state_root: Path) -> Database:
     """Start (or join) the embedded PostgreSQL under ``<state_root>/service/pg``: about 1 s the first time."""
     data_dir = (state_root / "service" / "pg").resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    # pgserver keeps its inter-process lock in the user's runtime dir, read when it is imported.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver reads the user's runtime dir at import (for its inter-process lock) and platformdirs
+        # warns when there is none (no login session); its fallback in /tmp is what it then uses.
+        warnings.simplefilter("ignore")
+        import pgserver
     try:
         # cleanup_mode=None: the server outlives this process, so a restart of `dbenv serve` (or a
         # crash) finds it running and the jobs and events in it; `dbenv serve` stops it on a clean exit.
