@@ -412,8 +412,8 @@ def render_report(report: Report) -> str:
     s = report.summary()
     verdict = "passed" if report.passed else "FAILED"
     lines.append(
-        f"{verdict}: {s['mandatory']} mandatory, {s['advisory']} advisory ({s['undetermined']} undetermined), "
-        f"{s['exempted']} exempted, "
+        f"{verdict}: {s['mandatory']} mandatory, {s['advisory']} advisory ({s['undetermined']} of the violations "
+        f"undetermined), {s['exempted']} exempted, "
         f"{s['not_applicable']} not applicable; {s['resources']} resources of {s['project']}/{s['stack']} "
         f"checked by {s['policies']} policies of {s['pack']}"
     )

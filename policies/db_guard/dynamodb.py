@@ -139,7 +139,8 @@ def _check_autoscaling(index: StackIndex, config: Mapping[str, Any], report: Sta
             return
         name = known(table.props, "name")
         if not isinstance(name, str):
-            raise Undetermined("the table name is not known, so its autoscaling targets cannot be matched")
+            raise Undetermined("the table name is not set (the provider generates one), so its autoscaling "
+                               "targets cannot be matched", "name")
         wanted = [(f"table/{name}", f"dynamodb:table:{unit}CapacityUnits", "the table") for unit in ("Read", "Write")]
         gsis = known(table.props, "globalSecondaryIndexes")
         for i, _gsi in enumerate(as_list(gsis)):
