@@ -317,3 +317,42 @@ def test_any_dependency_on_a_stack_key_proves_the_key_offline(pack: PackProcess)
     engine AnalyzeStack also carries property dependencies, and the pack then reads the key property's own."""
     endpoint = res(ENDPOINT, "subject", (KEY_DEP,), engineName="mysql", sslMode="require", kmsKeyArn=KEY)
     assert verdict(run(pack, stack_with([endpoint])), "dms-endpoint-cmk", "subject") == P
+
+
+# ----------------------------------------------------------------------- keys the resource policies judge by name
+
+PROVENANCE = "kms-key-provenance"
+SECRET_T, DMS_INSTANCE = "aws:secretsmanager/secret:Secret", "aws:dms/replicationInstance:ReplicationInstance"
+
+
+@pytest.mark.parametrize(("type_token", "inputs", "deps", "expected"), [
+    (SECRET_T, {"kmsKeyId": KEY}, (), U),
+    (SECRET_T, {"kmsKeyId": STACK_KEY}, (KEY_DEP,), P),
+    (SECRET_T, {"kmsKeyId": "alias/app-secrets"}, (), P),
+    (SECRET_T, {"kmsKeyId": "alias/aws/secretsmanager"}, (), P),  # AWS managed: the secret's own policy says so
+    (SECRET_T, {}, (), P),
+    (DMS_INSTANCE, {"kmsKeyArn": KEY, "publiclyAccessible": False}, (), U),
+    (DMS_INSTANCE, {"kmsKeyArn": STACK_KEY, "publiclyAccessible": False}, (KEY_DEP,), P),
+    (TABLE, {"serverSideEncryption": {"enabled": True, "kmsKeyArn": KEY}}, (), U),
+    (TABLE, {"serverSideEncryption": {"enabled": True, "kmsKeyArn": STACK_KEY}, "replicas": [
+        {"regionName": "eu-west-1", "kmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/other"}]}, (KEY_DEP,), P),
+    ("aws:dynamodb/tableReplica:TableReplica", {"kmsKeyArn": KEY}, (), U),
+    (INSTANCE, {"engine": "mysql", "performanceInsightsEnabled": True, "performanceInsightsKmsKeyId": KEY}, (), U),
+    (INSTANCE, {"engine": "mysql", "performanceInsightsEnabled": False, "performanceInsightsKmsKeyId": KEY}, (), P),
+    (INSTANCE, {"engine": "mysql", "performanceInsightsEnabled": True, "performanceInsightsKmsKeyId": "[unknown]"},
+     (), U),
+])
+def test_a_key_id_must_be_provably_customer_managed(pack: PackProcess, type_token: str, inputs: dict[str, Any],
+                                                    deps: tuple[str, ...], expected: str) -> None:
+    """A key id or ARN alone does not say which kind of key it is; a dependency on the stack's key does (any
+    dependency, offline: the table's replica key above rides on the table's dependency on the stack key)."""
+    subject = res(type_token, "subject", deps, **inputs)
+    assert verdict(run(pack, stack_with([subject])), PROVENANCE, "subject") == expected
+
+
+def test_key_provenance_is_mandatory_under_strict(pack: PackProcess) -> None:
+    secret = res(SECRET_T, "subject", kmsKeyId=KEY)
+    report = run(pack, stack_with([secret]), {PROVENANCE: {"strict": True}})
+    assert verdict(report, PROVENANCE, "subject") == "undetermined:mandatory"
+    # The resource policy still judges by the name alone: a key ARN is not an AWS managed alias.
+    assert verdict(report, "secretsmanager-secret-encrypted-cmk", "subject") == P

@@ -308,7 +308,7 @@ def test_every_policy_can_fail_and_be_exempted(pack: PackProcess) -> None:
                  "rds-backup-retention", "rds-multi-az", "ephemeral-teardown-safe", "dynamodb-pitr-enabled",
                  "dynamodb-deletion-protection", "dynamodb-autoscaling", "secretsmanager-rotation-enabled",
                  "dms-replication-instance-multi-az", "lambda-in-vpc-for-database", "rds-snapshot-encrypted",
-                 "rds-snapshot-copy-cmk", "dynamodb-restore-cmk", "dms-endpoint-cmk"}
+                 "rds-snapshot-copy-cmk", "dynamodb-restore-cmk", "dms-endpoint-cmk", "kms-key-provenance"}
     assert set(run(pack, []).levels) == set(FAILING) | elsewhere
 
 
@@ -384,8 +384,9 @@ def test_levels_report_the_defaults(pack: PackProcess) -> None:
         "dynamodb-table-encrypted-kms", "kms-key-policy-not-public", "secretsmanager-secret-encrypted-cmk",
         "dms-replication-instance-encrypted", "dms-replication-instance-not-public", "dms-endpoint-verify-certificate",
         "lambda-no-credentials-in-environment", "rds-snapshot-copy-cmk", "dynamodb-restore-cmk", "dms-endpoint-cmk",
+        "kms-key-provenance",
     }
-    assert len(report.levels) == 43
+    assert len(report.levels) == 44
     assert report.pack == "db-recipes-guard" and report.version == "0.1.0"
 
 

@@ -37,17 +37,19 @@ def _from_stack_key(holder: PolicyResource | None, prop: str) -> bool:
     return any(d.resource_type in KEY_TYPES for d in candidates)
 
 
-def customer_managed(key: Any, holder: PolicyResource | None, prop: str) -> bool:
+def customer_managed(key: Any, holder: PolicyResource | None, prop: str, label: str = "") -> bool:
     """True for a customer managed key, False for an AWS managed one; ``Undetermined`` when the plan cannot tell.
 
-    ``holder`` is the resource whose ``prop`` names ``key`` (its dependencies say where the key comes from).
+    ``holder`` is the resource whose top-level input ``prop`` names ``key`` (its dependencies say where the key
+    comes from); ``label`` names the input in messages (default ``prop``).
     """
     if is_aws_managed_key(key):
         return False
     if is_customer_alias(key) or _from_stack_key(holder, prop):
         return True
+    label = label or prop
     where = f" of {holder.name}" if holder is not None else ""
     if key is UNKNOWN:
-        raise Undetermined(f"{prop}{where} is not known yet and comes from no key of this stack", preview=True)
-    raise Undetermined(f"{prop}{where} {key} is not a key of this stack, and AWS managed keys have key ids and "
-                       "ARNs too", f"{prop} to a key this stack creates (aws.kms.Key) or to a customer alias")
+        raise Undetermined(f"{label}{where} is not known yet and comes from no key of this stack", preview=True)
+    raise Undetermined(f"{label}{where} {key} is not a key of this stack, and AWS managed keys have key ids and "
+                       "ARNs too", f"{label} to a key this stack creates (aws.kms.Key) or to a customer alias")
