@@ -55,3 +55,39 @@ def test_dir_and_unknown_names_load_the_package_in_full_as_before() -> None:
     assert lazy["missing"] is True and lazy["ami"] is True
     assert set(eager["names"]) <= set(lazy["names"])
     assert set(lazy["names"]) - set(eager["names"]) <= {"_utilities"}
+
+
+def test_the_large_types_modules_define_only_the_classes_asked_for() -> None:
+    facts = _run(
+        "import json, sys, typing\n"
+        "import automation.plan\n"
+        "import pulumi_aws as aws\n"
+        "from pulumi import _types\n"
+        "group, ingress = aws.ec2.SecurityGroup, aws.ec2.SecurityGroupIngressArgs\n"
+        "inputs, outputs = sys.modules['pulumi_aws.ec2._inputs'], sys.modules['pulumi_aws.ec2.outputs']\n"
+        "hints = _types.resource_types(group)\n"
+        "defined = sum(1 for name in inputs.__loader__.chunks if name in vars(inputs))\n"
+        "module = sys.modules['pulumi_aws.ec2.security_group']\n"
+        "print(json.dumps({'same': ingress is inputs.SecurityGroupIngressArgs,\n"
+        "                  'bound': module.SecurityGroupIngressArgs is ingress,\n"
+        "                  'hints': str(hints['ingress']), 'defined': defined,\n"
+        "                  'all': len(inputs.__all__), 'chunks': len(inputs.__loader__.chunks),\n"
+        "                  'enum': aws.ec2.InstanceType.T3_MICRO.value}))\n"
+    )
+    assert facts["same"] and facts["bound"]
+    assert "SecurityGroupIngress" in facts["hints"]  # the SDK's type hints resolve, through the outputs module
+    assert facts["defined"] < 20 < 700 <= facts["chunks"]
+    assert facts["all"] == facts["chunks"]  # __all__ still names every class
+    assert facts["enum"] == "t3.micro"
+
+
+def test_a_plan_is_the_same_with_the_types_modules_loaded_whole() -> None:
+    code = (
+        "import json, sys\n"
+        "from automation import plan as p\n"
+        "{setup}"
+        "config = p.merge_config({{}}, recipes='all', branch='imports', ephemeral=True)\n"
+        "print(json.dumps(p.build_plan(config, stack='imports').to_json(), sort_keys=True, default=str))\n"
+    )
+    whole = "sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, p._ProviderPackageFinder)]\n"
+    assert _run(code.format(setup="")) == _run(code.format(setup=whole))

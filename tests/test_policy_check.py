@@ -189,3 +189,22 @@ def test_all_recipes_without_the_default_config_flag_the_demo_source(tmp_path: P
     mandatory = [(v["policy"], v["resource"]) for v in json.loads(result.stdout)["violations"]
                  if v["level"] == "mandatory"]
     assert set(mandatory) == declared_exemptions() - {("rds-storage-encrypted", "encrypt-existing-replica")}
+
+
+def test_strict_makes_what_the_plan_cannot_prove_fail(tmp_path: Path) -> None:
+    """A copy of a snapshot outside the stack, without its own key: advisory by default, mandatory with --strict."""
+    copy = {"type": "aws:rds/snapshotCopy:SnapshotCopy", "name": "shared-copy",
+            "inputs": {"sourceDbSnapshotIdentifier": "arn:aws:rds:us-east-1:999999999999:snapshot:shared",
+                       "targetDbSnapshotIdentifier": "shared-copy"}}
+    path = str(write(tmp_path, "plan.json", {"resources": [copy]}))
+    lenient = invoke("--from", path, "--json")
+    assert lenient.exit_code == 0, lenient.output
+    document = json.loads(lenient.stdout)
+    assert document["summary"]["undetermined"] == 2 and document["summary"]["mandatory"] == 0
+    messages = {v["policy"]: v["message"] for v in document["violations"]}
+    assert messages["rds-snapshot-copy-cmk"].startswith("cannot verify offline: copy of arn:aws:rds:us-east-1:"
+                                                        "999999999999:snapshot:shared, which is not in this stack")
+    strict = invoke("--from", path, "--strict")
+    assert strict.exit_code == 1
+    assert strict.output.splitlines()[-1].startswith("FAILED: 2 mandatory, 0 advisory (2 of the violations "
+                                                     "undetermined)")

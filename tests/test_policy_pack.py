@@ -49,14 +49,11 @@ def verdict(report: Report, policy: str, name: str) -> str:
     """What ``policy`` said about resource ``name``: pass, violation:<level>, undetermined, exempted, not_applicable."""
     found = [v for v in report.violations if v.policy == policy and v.resource == name]
     if found:
-        if all(v.message.startswith("can't run policy") for v in found):
-            return "undetermined"
+        if all(v.undetermined for v in found):
+            return "undetermined" if all(v.level == "advisory" for v in found) else f"undetermined:{found[0].level}"
         return f"violation:{found[0].level}"
     if any(n.policy == policy and n.resource == name for n in report.exempted):
         return "exempted"
-    if any(n.policy == policy and n.resource == name and n.reason.startswith("undetermined")
-           for n in report.not_applicable):
-        return "undetermined"
     if any(n.policy == policy and n.resource == name for n in report.not_applicable):
         return "not_applicable"
     return "pass"
@@ -84,7 +81,8 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     # a replica has its source's encryption; the source is not in this stack (CreateDBInstanceReadReplica)
     ("rds-storage-encrypted", INSTANCE, REPLICA, "undetermined"),
     ("rds-storage-encrypted", INSTANCE, {**REPLICA, "replicateSourceDb": UNKNOWN}, "undetermined"),
-    ("rds-storage-encrypted", INSTANCE, {**GOOD_MYSQL, "storageEncrypted": "TRUE"}, "pass"),
+    # a boolean given as a string is a malformed input, never true (the engine sends a program's True as a bool)
+    ("rds-storage-encrypted", INSTANCE, {**GOOD_MYSQL, "storageEncrypted": "TRUE"}, "violation:mandatory"),
     ("rds-storage-encrypted", INSTANCE, {**GOOD_MYSQL, "storageEncrypted": "false"}, "violation:mandatory"),
     # RestoreDBClusterFromSnapshot: with KmsKeyId the restored cluster is encrypted with it, else it inherits
     ("rds-storage-encrypted", CLUSTER, {"engine": "aurora-mysql", "snapshotIdentifier": "snap"}, "undetermined"),
@@ -115,7 +113,9 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
                                                   "iamDatabaseAuthenticationEnabled": False}, "not_applicable"),
     # a read replica has its own EnableIAMDatabaseAuthentication (CreateDBInstanceReadReplica)
     ("rds-iam-authentication-enabled", INSTANCE, REPLICA, "violation:mandatory"),
-    ("rds-iam-authentication-enabled", INSTANCE, {**REPLICA, "iamDatabaseAuthenticationEnabled": "true"}, "pass"),
+    ("rds-iam-authentication-enabled", INSTANCE, {**REPLICA, "iamDatabaseAuthenticationEnabled": True}, "pass"),
+    ("rds-iam-authentication-enabled", INSTANCE, {**REPLICA, "iamDatabaseAuthenticationEnabled": "true"},
+     "violation:mandatory"),
     ("rds-iam-authentication-enabled", INSTANCE, {**GOOD_MYSQL, "engine": "MySQL",
                                                   "iamDatabaseAuthenticationEnabled": False}, "violation:mandatory"),
     ("rds-iam-authentication-enabled", CLUSTER, GOOD_AURORA, "pass"),
@@ -307,7 +307,8 @@ def test_every_policy_can_fail_and_be_exempted(pack: PackProcess) -> None:
     elsewhere = {"rds-storage-cmk", "rds-storage-cmk-ephemeral", "rds-tls-enforced", "rds-deletion-protection",
                  "rds-backup-retention", "rds-multi-az", "ephemeral-teardown-safe", "dynamodb-pitr-enabled",
                  "dynamodb-deletion-protection", "dynamodb-autoscaling", "secretsmanager-rotation-enabled",
-                 "dms-replication-instance-multi-az", "lambda-in-vpc-for-database", "rds-snapshot-encrypted"}
+                 "dms-replication-instance-multi-az", "lambda-in-vpc-for-database", "rds-snapshot-encrypted",
+                 "rds-snapshot-copy-cmk", "dynamodb-restore-cmk", "dms-endpoint-cmk", "kms-key-provenance"}
     assert set(run(pack, []).levels) == set(FAILING) | elsewhere
 
 
@@ -382,9 +383,10 @@ def test_levels_report_the_defaults(pack: PackProcess) -> None:
         "rds-proxy-iam-auth-required", "rds-proxy-tls-required", "aurora-serverless-v1-retired",
         "dynamodb-table-encrypted-kms", "kms-key-policy-not-public", "secretsmanager-secret-encrypted-cmk",
         "dms-replication-instance-encrypted", "dms-replication-instance-not-public", "dms-endpoint-verify-certificate",
-        "lambda-no-credentials-in-environment",
+        "lambda-no-credentials-in-environment", "rds-snapshot-copy-cmk", "dynamodb-restore-cmk", "dms-endpoint-cmk",
+        "kms-key-provenance",
     }
-    assert len(report.levels) == 40
+    assert len(report.levels) == 44
     assert report.pack == "db-recipes-guard" and report.version == "0.1.0"
 
 

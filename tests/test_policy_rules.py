@@ -47,14 +47,16 @@ def run(pack: PackProcess, resources: list[dict[str, Any]], config: dict[str, An
 
 
 def verdict(report: Report, policy: str, name: str) -> str:
+    """pass, violation:<level>, undetermined (advisory) or undetermined:<level> (strict), exempted, not_applicable."""
     found = [v for v in report.violations if v.policy == policy and v.resource == name]
     if found:
-        return "undetermined" if all(v.message.startswith("can't run") for v in found) else f"violation:{found[0].level}"
+        if all(v.undetermined for v in found):
+            return "undetermined" if all(v.level == "advisory" for v in found) else f"undetermined:{found[0].level}"
+        return f"violation:{found[0].level}"
     if any(n.policy == policy and n.resource == name for n in report.exempted):
         return "exempted"
-    for note in report.not_applicable:
-        if note.policy == policy and note.resource == name:
-            return "undetermined" if note.reason.startswith("undetermined") else "not_applicable"
+    if any(note.policy == policy and note.resource == name for note in report.not_applicable):
+        return "not_applicable"
     return "pass"
 
 
@@ -91,7 +93,12 @@ CASES: list[tuple[str, list[dict[str, Any]], str, str, str]] = [
      "Aurora PostgreSQL defaults rds.force_ssl=0"),
     ("rds-tls-enforced", [db(engine="oracle-ee")], "db", "pass", "Oracle: TLS through option groups, not judged"),
     # rds-storage-cmk (durable) / -ephemeral
-    ("rds-storage-cmk", [provider("false"), db()], "db", "pass", "kmsKeyId of a customer-managed key"),
+    ("rds-storage-cmk", [provider("false"), res("aws:kms/key:Key", "k"), db(deps=("aws:kms/key:Key::k",))], "db",
+     "pass", "kmsKeyId of a customer-managed key the stack creates"),
+    ("rds-storage-cmk", [provider("false"), db()], "db", "undetermined",
+     "a key ARN of no key in the stack: AWS managed keys have key ARNs too (KMS Developer Guide, AWS managed keys)"),
+    ("rds-storage-cmk", [provider("false"), db(kmsKeyId="alias/app-data")], "db", "pass",
+     "a customer alias (outside aws/) can only point to a customer managed key (KMS CreateAlias)"),
     ("rds-storage-cmk", [provider("false"), db(kmsKeyId=None)], "db", "violation:mandatory",
      "storageEncrypted without KmsKeyId uses aws/rds (CreateDBInstance KmsKeyId)"),
     ("rds-storage-cmk", [provider("false"), db(kmsKeyId="alias/aws/rds")], "db", "violation:mandatory",
@@ -135,7 +142,9 @@ CASES: list[tuple[str, list[dict[str, Any]], str, str, str]] = [
     ("rds-auto-minor-version-upgrade", [db()], "db", "pass", "AutoMinorVersionUpgrade defaults to true"),
     ("rds-auto-minor-version-upgrade", [db(autoMinorVersionUpgrade="false")], "db", "violation:advisory",
      "booleans may arrive as strings"),
-    ("rds-multi-az", [provider("false"), db(multiAz="yes")], "db", "pass", "YAML boolean spelling"),
+    ("rds-multi-az", [provider("false"), db(multiAz="yes")], "db", "violation:advisory",
+     "a YAML spelling of a boolean is a malformed input, not true"),
+    ("rds-multi-az", [provider("false"), db(multiAz=True)], "db", "pass", "MultiAZ"),
     ("rds-multi-az", [provider("false"), db()], "db", "violation:advisory", "MultiAZ defaults to false"),
     ("rds-log-exports", [db(engine="postgres", enabledCloudwatchLogsExports=["postgresql", "upgrade"])], "db", "pass",
      "Security Hub RDS.9 PostgreSQL log types"),
@@ -149,7 +158,7 @@ CASES: list[tuple[str, list[dict[str, Any]], str, str, str]] = [
     ("dynamodb-table-encrypted-kms", [res("aws:dynamodb/tableReplica:TableReplica", "r", kmsKeyArn=KEY)], "r", "pass",
      "replica with its own customer-managed key"),
     ("dynamodb-table-encrypted-kms", [res("aws:dynamodb/table:Table", "t", restoreSourceName="src")], "t",
-     "undetermined", "a restore without SSE override follows the source table"),
+     "not_applicable", "a restored table is judged with its source by dynamodb-restore-cmk"),
     ("dynamodb-autoscaling", [res("aws:dynamodb/table:Table", "t", name="items", readCapacity=1, writeCapacity=1)],
      "t", "violation:advisory", "BillingMode defaults to PROVISIONED; no Application Auto Scaling target"),
     ("dynamodb-autoscaling", [res("aws:dynamodb/table:Table", "t", name="items", billingMode="PAY_PER_REQUEST")], "t",
@@ -199,7 +208,10 @@ CASES: list[tuple[str, list[dict[str, Any]], str, str, str]] = [
             {"Id": "SOURCE_CAPTURE", "Severity": "LOGGER_SEVERITY_ERROR"}]}}))], "t", "violation:advisory",
      "Config dms-replication-task-sourcedb-logging: at least LOGGER_SEVERITY_DEFAULT"),
     ("dms-task-logging", [res("aws:dms/replicationTask:ReplicationTask", "t", replicationTaskSettings=json.dumps(
-        {"Logging": {"EnableLogging": "true"}}))], "t", "pass", "logging on, default severities"),
+        {"Logging": {"EnableLogging": True}}))], "t", "pass", "logging on, default severities"),
+    ("dms-task-logging", [res("aws:dms/replicationTask:ReplicationTask", "t", replicationTaskSettings=json.dumps(
+        {"Logging": {"EnableLogging": "true"}}))], "t", "violation:advisory",
+     "task settings are JSON: EnableLogging is a JSON boolean (DMS task settings, Logging)"),
     ("dms-auto-minor-version-upgrade", [res("aws:dms/replicationInstance:ReplicationInstance", "r",
                                             autoMinorVersionUpgrade=True)], "r", "pass", "DMS.6"),
     # lambda

@@ -49,12 +49,19 @@ def policy_check(
         typer.Option("--policy-config", help="Policy config JSON (enforcement levels, parameters, exemptions); "
                                              "default: policies/config.default.json."),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Make what the plan cannot prove (undetermined: a source or key outside the "
+                                      "stack) a violation at the policy's level, so mandatory policies fail on it."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the policy pack over the analyzer protocol against the offline plan: no credentials, no Pulumi CLI.
 
     The stack is planned from the same settings as `dbenv up` (flags, DBENV_*, dbenv.toml); a branch
     cloned from a parent environment is checked with --parent PARENT (here --from names a resource file).
+    What the plan cannot prove is reported as an advisory "cannot verify offline: ... — set ... to prove it";
+    --strict reports it at the policy's level instead.
     Exit codes: 0 no mandatory violation, 1 a mandatory violation remains, 2 bad input,
     3 the policy pack itself failed (it could not start, died, or its RPCs failed).
 
@@ -78,13 +85,13 @@ def policy_check(
             assert from_file is not None
             resources = checking.load_resources_file(from_file)
             report = checking.check(lambda: resources, project=resources.project, stack=resources.stack,
-                                    policy_config=rules, policy_config_source=str(config_path))
+                                    policy_config=rules, policy_config_source=str(config_path), strict=strict)
         else:
             chosen = prepared
             report = checking.check(
                 lambda: checking.target_from_plan(planning.build_plan(chosen.config, stack=chosen.stack)),
                 project=planning.PROJECT, stack=chosen.stack, stack_config=chosen.config,
-                policy_config=rules, policy_config_source=str(config_path),
+                policy_config=rules, policy_config_source=str(config_path), strict=strict,
             )
     except (checking.PolicyCheckError, planning.PlanError) as err:
         fail(str(err))

@@ -56,7 +56,8 @@ RPC_ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 _EXEMPTED_LINE = re.compile(r"^exempted (?P<resource>.+?): (?P<reason>.*)$")
-_UNDETERMINED_LINE = re.compile(r"^undetermined (?P<resource>.+?): (?P<reason>.*)$")
+# How the pack words an undetermined verdict (a violation, advisory unless the policy's `strict` is on).
+UNDETERMINED_PREFIXES = ("cannot verify offline:", "cannot verify during preview:")
 
 
 class PolicyCheckError(Exception):
@@ -216,11 +217,13 @@ class PolicyInfo:
 
 
 def reconcile_config(policies: Sequence[PolicyInfo], document: Mapping[str, Any],
-                     source: str = "policy config") -> dict[str, tuple[str, dict[str, Any]]]:
+                     source: str = "policy config", *, strict: bool = False) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every policy's (enforcement level, properties) as the engine computes them before Configure.
 
     Level: the policy's own entry, else ``all``, else the pack's default. Properties: the
     schema defaults overlaid with the file's values, validated against the policy's schema.
+    ``strict`` sets the ``strict`` property of every policy that has one (undetermined verdicts at the
+    policy's level).
     """
     known = {p.name: p for p in policies}
     unknown = sorted(set(document) - set(known) - {"all"})
@@ -239,6 +242,8 @@ def reconcile_config(policies: Sequence[PolicyInfo], document: Mapping[str, Any]
         properties = policy.schema.get("properties", {})
         merged = {k: s["default"] for k, s in properties.items() if isinstance(s, Mapping) and "default" in s}
         merged.update(props)
+        if strict and "strict" in properties:
+            merged["strict"] = True
         validate_schema(merged, {"type": "object", "properties": properties,
                                  "required": policy.schema.get("required", []), "additionalProperties": False},
                         f"{source}: {policy.name}")
@@ -320,6 +325,11 @@ class Violation:
     urn: str
     message: str
 
+    @property
+    def undetermined(self) -> bool:
+        """The pack could not judge this resource offline (or during preview): it says what would prove it."""
+        return self.message.startswith(UNDETERMINED_PREFIXES)
+
     def to_json(self) -> dict[str, str]:
         return {"policy": self.policy, "level": self.level, "resource": self.resource, "type": self.type,
                 "urn": self.urn, "message": self.message}
@@ -371,6 +381,7 @@ class Report:
             "policies": sum(1 for level in self.levels.values() if level != "disabled"),
             "mandatory": self.count("mandatory"),
             "advisory": self.count("advisory"),
+            "undetermined": sum(1 for v in self.violations if v.undetermined),
             "exempted": len(self.exempted),
             "not_applicable": len(self.not_applicable),
             "passed": self.passed,
@@ -401,7 +412,8 @@ def render_report(report: Report) -> str:
     s = report.summary()
     verdict = "passed" if report.passed else "FAILED"
     lines.append(
-        f"{verdict}: {s['mandatory']} mandatory, {s['advisory']} advisory, {s['exempted']} exempted, "
+        f"{verdict}: {s['mandatory']} mandatory, {s['advisory']} advisory ({s['undetermined']} of the violations "
+        f"undetermined), {s['exempted']} exempted, "
         f"{s['not_applicable']} not applicable; {s['resources']} resources of {s['project']}/{s['stack']} "
         f"checked by {s['policies']} policies of {s['pack']}"
     )
@@ -614,7 +626,8 @@ class _Session:
         self.descriptions: dict[str, str] = {}
 
     def configure(self, policy_config: Mapping[str, Any], source: str, engine_address: str,
-                  tags: Mapping[str, str], stack_config: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+                  tags: Mapping[str, str], stack_config: Mapping[str, Any],
+                  strict: bool = False) -> tuple[Any, dict[str, str]]:
         from google.protobuf import empty_pb2
         from pulumi.runtime.proto import analyzer_pb2
 
@@ -623,7 +636,7 @@ class _Session:
         self.stub.GetPluginInfo(empty_pb2.Empty(), timeout=RPC_TIMEOUT_SECONDS)
         policies = _policy_infos(info)
         self.descriptions = {p.name: p.description for p in policies}
-        reconciled = reconcile_config(policies, policy_config, source)
+        reconciled = reconcile_config(policies, policy_config, source, strict=strict)
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, (level, props) in reconciled.items():
             entry = request.policyConfig[name]
@@ -706,14 +719,12 @@ class _Session:
 
     def _note(self, report: Report, policy: str, line: str, resource: Mapping[str, Any] | None) -> None:
         exempted = _EXEMPTED_LINE.match(line)
-        undetermined = _UNDETERMINED_LINE.match(line)
-        match = exempted or undetermined
         subject = resource
         reason = line
-        if match and resource is None:
-            subject = self._by_name(match.group("resource"))
-        if match:
-            reason = match.group("reason") if exempted else line
+        if exempted and resource is None:
+            subject = self._by_name(exempted.group("resource"))
+        if exempted:
+            reason = exempted.group("reason")
         note = Note(policy=policy,
                     resource=subject["name"] if subject else f"{self.target.project}/{self.target.stack}",
                     type=subject["type"] if subject else "pulumi:pulumi:Stack",
@@ -728,7 +739,7 @@ class _Session:
 def check(load_target: Callable[[], Target], *, project: str, stack: str,
           policy_config: Mapping[str, Any] | None = None, policy_config_source: str = "policy config",
           stack_config: Mapping[str, Any] | None = None, pack_dir: Path = PACK_DIR,
-          python: str | None = None) -> Report:
+          python: str | None = None, strict: bool = False) -> Report:
     """Start the pack, load the target meanwhile (planning takes as long as the pack's start), analyze.
 
     ``project``/``stack`` are known before the target (the engine passes them to the pack's
@@ -736,11 +747,13 @@ def check(load_target: Callable[[], Target], *, project: str, stack: str,
     """
     with running_pack(pack_dir, project=project, stack=stack, stack_config=stack_config, python=python) as pack:
         target = load_target()
-        return analyze(pack, target, policy_config or {}, policy_config_source, stack_config=stack_config)
+        return analyze(pack, target, policy_config or {}, policy_config_source, stack_config=stack_config,
+                       strict=strict)
 
 
 def analyze(pack: PackProcess, target: Target, policy_config: Mapping[str, Any],
-            policy_config_source: str = "policy config", *, stack_config: Mapping[str, Any] | None = None) -> Report:
+            policy_config_source: str = "policy config", *, stack_config: Mapping[str, Any] | None = None,
+            strict: bool = False) -> Report:
     """One full protocol run against a running pack: configure it for ``target``, analyze, report.
 
     Every run sends Configure and ConfigureStack afresh, so one pack process can serve several runs.
@@ -752,7 +765,7 @@ def analyze(pack: PackProcess, target: Target, policy_config: Mapping[str, Any],
     try:
         session = _Session(stub, target, pack.pack_dir)
         info, levels = session.configure(policy_config, policy_config_source, pack.engine_address, tags,
-                                         stack_config or {})
+                                         stack_config or {}, strict)
         report = Report(pack=info.name, version=pack_version(pack.pack_dir) or info.version,
                         project=target.project, stack=target.stack, resources=len(target.resources),
                         levels=levels, stack_tags=tags)

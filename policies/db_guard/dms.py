@@ -5,7 +5,8 @@ PubliclyAccessible default is true (CreateReplicationInstance). verify-ca / veri
 certificate against the endpoint's CertificateArn (CreateEndpoint, SslMode). Task logging is
 ReplicationTaskSettings Logging.EnableLogging (default false); AWS Config's
 dms-replication-task-sourcedb-logging / -targetdb-logging want SOURCE_CAPTURE, SOURCE_UNLOAD, TARGET_APPLY and
-TARGET_LOAD at LOGGER_SEVERITY_DEFAULT or more.
+TARGET_LOAD at LOGGER_SEVERITY_DEFAULT or more. An endpoint's connection parameters are encrypted with its KmsKeyId,
+or without one with the account's default DMS key, aws/dms (CreateEndpoint, KmsKeyId).
 """
 
 from __future__ import annotations
@@ -13,10 +14,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import EnforcementLevel, Severity
+from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 
-from .inputs import MISSING, as_bool, as_list, document, is_aws_managed_key, is_false, is_set, known, lookup, shown
-from .rules import DURABLE, Anchor, NotApplicable, ResourceRule, must_be_true
+from .inputs import (
+    MISSING,
+    as_list,
+    boolean,
+    document,
+    is_aws_managed_key,
+    is_set,
+    known,
+    lookup,
+    malformed_boolean,
+    shown,
+)
+from .keys import customer_managed
+from .rules import (
+    DURABLE,
+    Anchor,
+    NotApplicable,
+    ResourceRule,
+    StackFindings,
+    StackIndex,
+    StackReport,
+    StackRule,
+    judge_each,
+    must_be_true,
+)
 from .tokens import DMS_ENDPOINT, DMS_REPLICATION_INSTANCE, DMS_REPLICATION_TASK
 
 # DMS endpoint engines that talk to AWS service APIs over HTTPS and have no sslMode of their own.
@@ -35,12 +59,12 @@ def _check_kms(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str)
 
 
 def _check_private(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "publiclyAccessible")
-    if is_false(value):
+    value = boolean(props, "publiclyAccessible")
+    if value is False:
         return []
     if value is MISSING:
         return ["publiclyAccessible is not set, and the DMS API default is a public replication instance"]
-    return [f"publiclyAccessible is {shown(value)}"]
+    return ["publiclyAccessible is true"]
 
 
 def _endpoint_applies(props: Mapping[str, Any], _resource_type: str) -> None:
@@ -71,12 +95,12 @@ def _check_certificate(props: Mapping[str, Any], _config: Mapping[str, Any], _ty
 
 
 def _check_auto_minor(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "autoMinorVersionUpgrade")
-    if as_bool(value) is True:
+    value = boolean(props, "autoMinorVersionUpgrade")
+    if value is True:
         return []
     if value is MISSING:
         return ["autoMinorVersionUpgrade is not set: nothing asks DMS to apply minor engine upgrades"]
-    return [f"autoMinorVersionUpgrade is {shown(value)}"]
+    return ["autoMinorVersionUpgrade is false"]
 
 
 _check_multi_az = must_be_true("multiAz", default="the API default is false",
@@ -91,7 +115,10 @@ def _check_task_logging(props: Mapping[str, Any], _config: Mapping[str, Any], _t
             return ["replicationTaskSettings is not a JSON object"]
         return ["replicationTaskSettings is not set: DMS task logging is off by default"]
     logging = settings.get("Logging")
-    if not isinstance(logging, Mapping) or as_bool(logging.get("EnableLogging")) is not True:
+    enabled = logging.get("EnableLogging") if isinstance(logging, Mapping) else None
+    if enabled is not None and not isinstance(enabled, bool):
+        return [f"replicationTaskSettings {malformed_boolean('Logging.EnableLogging', enabled)}"]
+    if enabled is not True:
         return ["Logging.EnableLogging is not true in replicationTaskSettings"]
     problems = []
     for component in as_list(logging.get("LogComponents")):
@@ -101,6 +128,19 @@ def _check_task_logging(props: Mapping[str, Any], _config: Mapping[str, Any], _t
         if name in LOGGED_COMPONENTS and severity not in ENOUGH_SEVERITY:
             problems.append(f"log component {name} is at {severity or 'no severity'}, below LOGGER_SEVERITY_DEFAULT")
     return problems
+
+
+def _check_endpoint_cmk(index: StackIndex, config: Mapping[str, Any], report: StackReport,
+                        findings: StackFindings) -> None:
+    def judge(endpoint: PolicyResource) -> None:
+        key = lookup(endpoint.props, "kmsKeyArn")
+        if not is_set(key):
+            report("kmsKeyArn is not set: DMS encrypts the endpoint's connection parameters with the AWS managed "
+                   "key aws/dms", endpoint)
+        elif not customer_managed(key, endpoint, "kmsKeyArn"):
+            report(f"kmsKeyArn {key} is an AWS managed key, not a customer-managed one", endpoint)
+
+    judge_each(index.of(DMS_ENDPOINT), config, findings, judge)
 
 
 RESOURCE_RULES: tuple[ResourceRule, ...] = (
@@ -158,5 +198,15 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         EnforcementLevel.ADVISORY,
         Anchor("dms-replication-task-sourcedb-logging, dms-replication-task-targetdb-logging", "DMS.7, DMS.8", "—"),
         severity=Severity.MEDIUM,
+    ),
+)
+
+STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "dms-endpoint-cmk",
+        "DMS endpoints must encrypt their connection parameters with a customer-managed KMS key (kmsKeyArn).",
+        _check_endpoint_cmk,
+        "set kms_key_arn on the endpoint to the stack's customer-managed key",
+        EnforcementLevel.MANDATORY, Anchor("—", "—", "—"), severity=Severity.HIGH,
     ),
 )

@@ -2,7 +2,10 @@
 
 AWS behaviour: without SSESpecification a table uses an AWS owned key; ``enabled`` without a key ARN uses the
 AWS managed key aws/dynamodb (CreateTable, SSESpecification). A replica without its own kmsKeyArn uses
-aws/dynamodb (terraform-provider-aws, aws_dynamodb_table replica.kms_key_arn). BillingMode defaults to
+aws/dynamodb (terraform-provider-aws, aws_dynamodb_table replica.kms_key_arn). A table restored to a point in
+time (``restoreSourceName`` / ``restoreSourceTableArn``) takes "the current settings of the source table",
+encryption included, unless SSESpecificationOverride gives new ones (RestoreTableToPointInTime,
+SSESpecificationOverride; the provider sends ``serverSideEncryption`` as that override). BillingMode defaults to
 PROVISIONED (CreateTable). Autoscaling is an Application Auto Scaling target per dimension
 (dynamodb:table:ReadCapacityUnits ..., dynamodb:index:... per GSI).
 """
@@ -14,10 +17,12 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 
-from .inputs import MISSING, as_list, is_aws_managed_key, is_set, is_true, known, lookup
+from .inputs import MISSING, UNKNOWN, as_list, boolean, is_aws_managed_key, is_set, known, lookup
+from .keys import customer_managed
 from .rules import (
     DURABLE,
     Anchor,
+    NotApplicable,
     ResourceRule,
     StackFindings,
     StackIndex,
@@ -43,13 +48,11 @@ def _check_kms(props: Mapping[str, Any], _config: Mapping[str, Any], resource_ty
         return _key_problem("kmsKeyArn", lookup(props, "kmsKeyArn"), "the replica uses the AWS managed key aws/dynamodb")
     problems: list[str] = []
     sse = lookup(props, "serverSideEncryption")
-    restored = is_set(lookup(props, "restoreSourceName")) or is_set(lookup(props, "restoreSourceTableArn"))
-    if sse is MISSING and restored:
-        raise Undetermined("restored table without serverSideEncryption: its encryption follows the source "
-                           "table's, which is not judged here")
+    if _restored(props):
+        raise NotApplicable("restored table: dynamodb-restore-cmk judges it with its source")
     if sse is MISSING:
         problems.append("serverSideEncryption is not set: the table uses an AWS owned key")
-    elif not is_true(known(props, "serverSideEncryption", "enabled")):
+    elif boolean(props, "serverSideEncryption", "enabled") is not True:
         problems.append("serverSideEncryption.enabled is not true: the table uses an AWS owned key")
     else:
         problems += _key_problem("serverSideEncryption.kmsKeyArn", lookup(props, "serverSideEncryption", "kmsKeyArn"),
@@ -60,6 +63,59 @@ def _check_kms(props: Mapping[str, Any], _config: Mapping[str, Any], resource_ty
         problems += _key_problem(f"replicas[{index}].kmsKeyArn ({region if is_set(region) else 'replica'})",
                                  lookup(replicas, index, "kmsKeyArn"), "the replica uses aws/dynamodb")
     return problems
+
+
+def _restored(props: Mapping[str, Any]) -> bool:
+    return is_set(lookup(props, "restoreSourceName")) or is_set(lookup(props, "restoreSourceTableArn"))
+
+
+def _table_name(identifier: str) -> str:
+    """``arn:aws:dynamodb:<region>:<account>:table/<name>`` -> ``<name>``; a name is returned as is."""
+    return identifier.split(":table/", 1)[1] if ":table/" in identifier else identifier
+
+
+def _sse_problem(table: PolicyResource, index: StackIndex, depth: int = 0) -> str | None:
+    """Why ``table``'s data is not under a customer-managed key (None when it is), following restores."""
+    props = table.props
+    sse = lookup(props, "serverSideEncryption")
+    if sse is MISSING and _restored(props):
+        return _source_problem(table, index, depth)
+    if sse is MISSING:
+        return "serverSideEncryption is not set: the table uses an AWS owned key"
+    if boolean(props, "serverSideEncryption", "enabled") is not True:
+        return "serverSideEncryption.enabled is not true: the table uses an AWS owned key"
+    key = lookup(props, "serverSideEncryption", "kmsKeyArn")
+    if not is_set(key):
+        return "serverSideEncryption.kmsKeyArn is not set: the table uses the AWS managed key aws/dynamodb"
+    if not customer_managed(key, table, "serverSideEncryption"):
+        return f"serverSideEncryption.kmsKeyArn {key} is an AWS managed key"
+    return None
+
+
+def _source_problem(table: PolicyResource, index: StackIndex, depth: int) -> str | None:
+    props = table.props
+    named = lookup(props, "restoreSourceName")
+    identifier = named if is_set(named) else lookup(props, "restoreSourceTableArn")
+    inherit = "without serverSideEncryption a restored table takes its source table's encryption"
+    prove = "serverSideEncryption {enabled: true, kmsKeyArn: <a customer-managed key of this stack>}"
+    if identifier is UNKNOWN:
+        raise Undetermined(f"the source table is not known yet, and {inherit}", preview=True)
+    found = [t for t in index.of(DYNAMODB_TABLE)
+             if isinstance(lookup(t.props, "name"), str) and lookup(t.props, "name") == _table_name(str(identifier))]
+    if len(found) != 1 or depth > 20:
+        raise Undetermined(f"restored from table {identifier}, which is not in this stack, and {inherit}", prove)
+    problem = _sse_problem(found[0], index, depth + 1)
+    return None if problem is None else f"restored from {found[0].name} without serverSideEncryption: {problem}"
+
+
+def _check_restore_cmk(index: StackIndex, config: Mapping[str, Any], report: StackReport,
+                       findings: StackFindings) -> None:
+    def judge(table: PolicyResource) -> None:
+        problem = _sse_problem(table, index)
+        if problem is not None:
+            report(problem, table)
+
+    judge_each([t for t in index.of(DYNAMODB_TABLE) if _restored(t.props)], config, findings, judge)
 
 
 _check_pitr = must_be_true("pointInTimeRecovery", "enabled", default="the API default is off")
@@ -83,7 +139,8 @@ def _check_autoscaling(index: StackIndex, config: Mapping[str, Any], report: Sta
             return
         name = known(table.props, "name")
         if not isinstance(name, str):
-            raise Undetermined("the table name is not known, so its autoscaling targets cannot be matched")
+            raise Undetermined("the table name is not set (the provider generates one), so its autoscaling "
+                               "targets cannot be matched", "name")
         wanted = [(f"table/{name}", f"dynamodb:table:{unit}CapacityUnits", "the table") for unit in ("Read", "Write")]
         gsis = known(table.props, "globalSecondaryIndexes")
         for i, _gsi in enumerate(as_list(gsis)):
@@ -126,6 +183,15 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
 )
 
 STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "dynamodb-restore-cmk",
+        "Restored DynamoDB tables must be encrypted with a customer-managed KMS key, their own or the one they "
+        "take from their source table.",
+        _check_restore_cmk,
+        "set server_side_encryption={'enabled': True, 'kms_key_arn': <customer-managed key ARN>} on the restored "
+        "table (the SSESpecificationOverride of the restore)",
+        EnforcementLevel.MANDATORY, Anchor("dynamodb-table-encrypted-kms", "—", "CKV_AWS_119"), severity=Severity.HIGH,
+    ),
     StackRule(
         "dynamodb-autoscaling",
         "Provisioned DynamoDB tables should have autoscaling targets for reads and writes on the table and every GSI.",

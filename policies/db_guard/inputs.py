@@ -1,11 +1,17 @@
 """Reading resource inputs the way AWS reads the API call they become.
 
 Properties arrive with their raw (camelCase) names, as the engine sends them,
-and in whatever shape a program or a YAML config produced: booleans and
-numbers may be strings ("true", "7"), engine names may be upper-case, policy
-documents may be JSON text or objects. Every helper here returns a value in
-one canonical shape, or ``MISSING`` (absent or null: the API default applies)
-or ``UNKNOWN`` (set, but not known during preview).
+and in whatever shape a program or a YAML config produced: numbers may be
+strings ("7"), engine names may be upper-case, policy documents may be JSON
+text or objects. Every helper here returns a value in one canonical shape, or
+``MISSING`` (absent or null: the API default applies) or ``UNKNOWN`` (set, but
+not known during preview).
+
+A boolean is a boolean: the engine sends a program's ``True`` as a protobuf
+``bool_value``, so ``1``, ``"true"`` or ``"yes"`` in a resource's inputs come
+from a hand-written plan or stack, and the provider would reject or coerce them
+in its own way. ``boolean`` raises ``Malformed`` for them ("expected
+true/false, got ..."), and the rules report that as a violation, never as true.
 """
 
 from __future__ import annotations
@@ -75,31 +81,24 @@ def is_set(value: Any) -> bool:
     return True
 
 
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
+class Malformed(Exception):
+    """An input of the wrong type for its API parameter; the message names it and what it holds."""
 
 
-def as_bool(value: Any) -> bool | None:
-    """True/False from a bool or its YAML/string spelling; None when absent or not a boolean at all."""
-    if isinstance(value, bool):
+def boolean(props: Any, *path: str | int) -> Any:
+    """The boolean at ``path``: True, False or ``MISSING`` (the API default applies).
+
+    Anything else (``1``, ``"true"``, ``"yes"``) raises ``Malformed``; a value unknown during preview
+    raises the SDK's ``UnknownValueError`` (see ``known``).
+    """
+    value = known(props, *path)
+    if value is MISSING or isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    return None
+    raise Malformed(malformed_boolean(".".join(str(p) for p in path), value))
 
 
-def is_true(value: Any) -> bool:
-    return as_bool(value) is True
-
-
-def is_false(value: Any) -> bool:
-    return as_bool(value) is False
+def malformed_boolean(label: str, value: Any) -> str:
+    return f"{label}: expected true/false, got {shown(value)}"
 
 
 def as_number(value: Any) -> float | None:

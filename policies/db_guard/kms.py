@@ -2,7 +2,8 @@
 
 AWS behaviour: a key created without a policy gets the default key policy (the account root only);
 ``Principal: "*"`` or ``{"AWS": "*"}`` is everyone, in every account, unless a Condition narrows it
-(KMS Developer Guide, "Default key policy" and "Allowing users in other accounts").
+(KMS Developer Guide, "Default key policy" and "Allowing users in other accounts"). Whether a key named by an
+input is customer managed: see ``keys``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import EnforcementLevel, Severity
+from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 
 from .iam import granted
-from .inputs import MISSING, as_list, document, is_set, known, lookup, statements
-from .rules import Anchor, NotApplicable, ResourceRule, must_be_true
-from .tokens import KMS_KEY, KMS_KEY_POLICY
+from .inputs import MISSING, as_list, boolean, document, is_aws_managed_key, is_set, known, lookup, statements
+from .keys import customer_managed
+from .rules import (
+    Anchor,
+    NotApplicable,
+    ResourceRule,
+    StackFindings,
+    StackIndex,
+    StackReport,
+    StackRule,
+    judge_each,
+    must_be_true,
+)
+from .tokens import (
+    DMS_REPLICATION_INSTANCE,
+    DYNAMODB_TABLE,
+    DYNAMODB_TABLE_REPLICA,
+    KMS_KEY,
+    KMS_KEY_POLICY,
+    RDS_CLUSTER,
+    RDS_CLUSTER_INSTANCE,
+    RDS_INSTANCE,
+    SECRET,
+)
 
 PUBLIC_KEY_ACTIONS = ("kms:*", "kms:Decrypt")
 
@@ -70,5 +92,49 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         (KMS_KEY, KMS_KEY_POLICY), _check_key_policy,
         "name the principals (account root, roles) or add a Condition (kms:CallerAccount, kms:ViaService, ...)",
         EnforcementLevel.MANDATORY, Anchor("—", "—", "CKV_AWS_33"), severity=Severity.CRITICAL,
+    ),
+)
+
+
+def _named_keys(resource: PolicyResource) -> list[tuple[Any, str, str]]:
+    """(key, top-level input, label) for every key input that a resource policy judges by its name alone."""
+    props, kind = resource.props, resource.resource_type
+    if kind == SECRET:
+        return [(lookup(props, "kmsKeyId"), "kmsKeyId", "kmsKeyId")]
+    if kind in (DMS_REPLICATION_INSTANCE, DYNAMODB_TABLE_REPLICA):
+        return [(lookup(props, "kmsKeyArn"), "kmsKeyArn", "kmsKeyArn")]
+    if kind == DYNAMODB_TABLE:
+        keys = [(lookup(props, "serverSideEncryption", "kmsKeyArn"), "serverSideEncryption",
+                 "serverSideEncryption.kmsKeyArn")]
+        replicas = lookup(props, "replicas")
+        keys += [(lookup(replicas, index, "kmsKeyArn"), "replicas", f"replicas[{index}].kmsKeyArn")
+                 for index, _ in enumerate(as_list(replicas))]
+        return keys
+    if boolean(props, "performanceInsightsEnabled") is True:
+        return [(lookup(props, "performanceInsightsKmsKeyId"), "performanceInsightsKmsKeyId",
+                 "performanceInsightsKmsKeyId")]
+    return []
+
+
+def _check_key_provenance(index: StackIndex, config: Mapping[str, Any], report: StackReport,
+                          findings: StackFindings) -> None:
+    def judge(resource: PolicyResource) -> None:
+        for key, prop, label in _named_keys(resource):
+            if is_set(key) and not is_aws_managed_key(key):  # absent or AWS managed: the resource policy says so
+                customer_managed(key, resource, prop, label)
+
+    judge_each(index.of(SECRET, DMS_REPLICATION_INSTANCE, DYNAMODB_TABLE, DYNAMODB_TABLE_REPLICA, RDS_INSTANCE,
+                        RDS_CLUSTER, RDS_CLUSTER_INSTANCE), config, findings, judge)
+
+
+STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "kms-key-provenance",
+        "A key given by id or ARN where a customer-managed key is required (secrets, DMS replication instances, "
+        "DynamoDB tables and replicas, Performance Insights) must be provably customer managed: a key of this "
+        "stack or a customer alias.",
+        _check_key_provenance,
+        "name the key by the stack's aws.kms.Key (its arn output) or by a customer alias (alias/<name>)",
+        EnforcementLevel.MANDATORY, Anchor("—", "—", "—"), severity=Severity.HIGH,
     ),
 )

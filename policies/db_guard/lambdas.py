@@ -16,7 +16,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 
-from .inputs import as_bool, as_list, as_number, is_set, known, lookup, strings
+from .inputs import as_list, as_number, is_set, known, lookup, strings
 from .rules import (
     Anchor,
     NotApplicable,
@@ -52,8 +52,8 @@ _VALUE_PATTERNS = (
 
 def _looks_like_reference(value: str) -> bool:
     text = value.strip()
-    return (text == "" or text.startswith("arn:") or as_number(text) is not None or as_bool(text) is not None
-            or text.lower() in ("none", "null"))
+    return (text == "" or text.startswith("arn:") or as_number(text) is not None
+            or text.lower() in ("none", "null", "true", "false", "yes", "no", "on", "off"))
 
 
 def _check_environment(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:

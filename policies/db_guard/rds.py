@@ -4,11 +4,16 @@ AWS behaviour each rule relies on (API reference unless noted):
 - A read replica has its source's encryption; an encrypted replica of an unencrypted source cannot be
   created (CreateDBInstanceReadReplica, KmsKeyId). Its IAM-auth flag is its own
   (EnableIAMDatabaseAuthentication is a CreateDBInstanceReadReplica parameter).
-- A cluster restored from a snapshot or to a point in time is encrypted with ``KmsKeyId`` when one is given,
-  otherwise it inherits the source's encryption (RestoreDBClusterFromSnapshot / RestoreDBClusterToPointInTime,
-  KmsKeyId). An instance restore takes the snapshot's or source instance's encryption.
-- CopyDBSnapshot with KmsKeyId encrypts the copy, even of an unencrypted snapshot; a DB *cluster* snapshot
-  cannot be encrypted by copying (CopyDBClusterSnapshot, KmsKeyId).
+- A cluster restored from a snapshot is encrypted with ``KmsKeyId`` when one is given, even from an unencrypted
+  snapshot (Aurora User Guide, "Limitations of Amazon Aurora encrypted DB clusters"), otherwise with the
+  snapshot's key or not at all (RestoreDBClusterFromSnapshot, KmsKeyId). A point-in-time restore (or clone) of
+  an unencrypted cluster with KmsKeyId is rejected (RestoreDBClusterToPointInTime, KmsKeyId). An instance
+  restore takes the snapshot's or source instance's encryption.
+- CopyDBSnapshot with KmsKeyId encrypts the copy, even of an unencrypted snapshot; without it "the copy of the DB
+  snapshot is encrypted with the same KMS key as the source DB snapshot" (CopyDBSnapshot, KmsKeyId). A DB
+  *cluster* snapshot cannot be encrypted by copying: KmsKeyId on an unencrypted one is an error
+  (CopyDBClusterSnapshot, KmsKeyId). So a copy is judged from its source whenever it names no key
+  (checkov CKV_AWS_266 asks every aws_db_snapshot_copy for a key; this pack credits a source's CMK).
 - StorageEncrypted defaults to false; with it and no KmsKeyId RDS uses the AWS managed key aws/rds
   (CreateDBInstance / CreateDBCluster, KmsKeyId). Performance Insights without a key uses aws/rds too.
 - rds.force_ssl defaults to 1 for RDS for PostgreSQL 15 and later, 0 before (docs.aws.amazon.com,
@@ -32,18 +37,18 @@ from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 from .inputs import (
     MISSING,
     UNKNOWN,
-    as_bool,
     as_list,
     as_number,
+    boolean,
     engine_name,
     is_aws_managed_key,
     is_set,
-    is_true,
     known,
     lookup,
     major_version,
     shown,
 )
+from .keys import customer_managed
 from .rules import (
     DURABLE,
     EPHEMERAL,
@@ -97,19 +102,19 @@ def is_replica(props: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class Encryption:
-    encrypted: bool | None  # None: AWS decides from something not in this stack
+    encrypted: bool
     key: Any  # the KMS key when encrypted: a key id/ARN/alias, MISSING (aws/rds) or UNKNOWN (inherited)
     why: str
+    holder: PolicyResource | None = None  # the resource whose kmsKeyId names ``key``
 
 
-def _own_storage(props: Mapping[str, Any]) -> Encryption:
-    value = known(props, "storageEncrypted")
-    flag = as_bool(value)
-    if flag:
-        return Encryption(True, lookup(props, "kmsKeyId"), "storageEncrypted is true")
+def _own_storage(resource: PolicyResource) -> Encryption:
+    value = boolean(resource.props, "storageEncrypted")
+    if value is True:
+        return Encryption(True, lookup(resource.props, "kmsKeyId"), "storageEncrypted is true", resource)
     if value is MISSING:
         return Encryption(False, MISSING, "storageEncrypted is not set (the RDS API default is unencrypted storage)")
-    return Encryption(False, MISSING, f"storageEncrypted is {shown(value)}")
+    return Encryption(False, MISSING, "storageEncrypted is false")
 
 
 class EncryptionResolver:
@@ -120,25 +125,36 @@ class EncryptionResolver:
         self.memo: dict[str, Encryption] = {}
 
     def of(self, resource: PolicyResource, depth: int = 0) -> Encryption:
+        """How AWS will encrypt ``resource``; ``Undetermined`` when that depends on something outside the plan."""
         if resource.urn not in self.memo:
             if depth > 20:
-                return Encryption(None, UNKNOWN, "the chain of sources is too long to follow")
+                raise Undetermined("the chain of sources is too long to follow", "storageEncrypted and kmsKeyId")
             self.memo[resource.urn] = self._resolve(resource, depth)
         return self.memo[resource.urn]
 
-    def _source(self, types: tuple[str, ...], prop: str, identifier: Any, what: str, inherit: str,
-                depth: int, key: Any = MISSING) -> Encryption:
-        if identifier is UNKNOWN:
-            raise Undetermined(f"{what} is not known during preview; {inherit}")
+    def _source(self, resource: PolicyResource, types: tuple[str, ...], prop: str, source_prop: str, what: str,
+                inherit: str, depth: int, key: Any = MISSING, prove: str = "kmsKeyId",
+                key_encrypts: bool = False) -> Encryption:
+        """The encryption ``resource`` takes from its source (named by its ``source_prop``), or from ``key``.
+
+        ``key`` re-keys an encrypted source; with ``key_encrypts`` it also encrypts an unencrypted one.
+        """
+        identifier = lookup(resource.props, *source_prop.split("."))
+        if identifier is UNKNOWN or identifier is MISSING:
+            if key is not MISSING:
+                return Encryption(True, key, f"{what} a source given by {source_prop}, with kmsKeyId", resource)
+            if identifier is UNKNOWN:
+                raise Undetermined(f"{source_prop} is not known yet, and {inherit}", preview=True)
+            raise Undetermined(f"{source_prop} is not set, and {inherit}", prove)
         found = self.index.find(types, prop, identifier)
         if len(found) != 1:
             if key is not MISSING:
-                return Encryption(True, key, f"{what} {identifier} with kmsKeyId")
-            raise Undetermined(f"{what} {identifier} is not in this stack; {inherit}")
+                return Encryption(True, key, f"{what} {identifier} with kmsKeyId", resource)
+            raise Undetermined(f"{what} {identifier}, which is not in this stack, and {inherit}", prove)
         source = self.of(found[0], depth + 1)
-        if key is not MISSING and source.encrypted is not False:
-            return Encryption(True, key, f"{what} {found[0].name} with kmsKeyId")
-        return Encryption(source.encrypted, source.key, f"{what} {found[0].name}, and {source.why}")
+        if key is not MISSING and (source.encrypted or key_encrypts):
+            return Encryption(True, key, f"{what} {found[0].name} with kmsKeyId", resource)
+        return Encryption(source.encrypted, source.key, f"{what} {found[0].name}, and {source.why}", source.holder)
 
     def _resolve(self, resource: PolicyResource, depth: int) -> Encryption:  # noqa: C901 - one branch per source kind
         props, kind = resource.props, resource.resource_type
@@ -146,49 +162,54 @@ class EncryptionResolver:
         if kind == RDS_INSTANCE:
             inherit = "RDS gives it the source's encryption"
             if is_set(lookup(props, "replicateSourceDb")):
-                return self._source((RDS_INSTANCE,), "identifier", lookup(props, "replicateSourceDb"),
-                                    "read replica of", "a replica has its source's encryption", depth)
+                return self._source(resource, (RDS_INSTANCE,), "identifier", "replicateSourceDb", "read replica of",
+                                    "a replica has its source's encryption", depth,
+                                    prove="kmsKeyId with the source in this stack")
             if is_set(lookup(props, "snapshotIdentifier")):
-                return self._source((RDS_SNAPSHOT, RDS_SNAPSHOT_COPY), "_snapshotId",
-                                    lookup(props, "snapshotIdentifier"), "restored from snapshot", inherit, depth)
+                return self._source(resource, (RDS_SNAPSHOT, RDS_SNAPSHOT_COPY), "_snapshotId", "snapshotIdentifier",
+                                    "restored from snapshot", inherit, depth,
+                                    prove="snapshotIdentifier to a snapshot (or encrypted copy) of this stack")
             if is_set(lookup(props, "restoreToPointInTime")):
-                source = lookup(props, "restoreToPointInTime", "sourceDbInstanceIdentifier")
-                return self._source((RDS_INSTANCE,), "identifier", source if is_set(source) else MISSING,
-                                    "point-in-time restore of", inherit, depth)
-            return _own_storage(props)
+                return self._source(resource, (RDS_INSTANCE,), "identifier",
+                                    "restoreToPointInTime.sourceDbInstanceIdentifier", "point-in-time restore of",
+                                    inherit, depth, prove="the source instance in this stack")
+            return _own_storage(resource)
         if kind == RDS_CLUSTER:
             inherit = "without kmsKeyId RDS gives it the source's encryption"
             if known(props, "engineMode") == "serverless":
-                return Encryption(True, key, "Aurora Serverless v1 storage is always encrypted")
+                return Encryption(True, key, "Aurora Serverless v1 storage is always encrypted", resource)
             if is_set(lookup(props, "snapshotIdentifier")):
-                return self._source((RDS_CLUSTER_SNAPSHOT, RDS_CLUSTER_SNAPSHOT_COPY, RDS_SNAPSHOT, RDS_SNAPSHOT_COPY),
-                                    "_snapshotId", lookup(props, "snapshotIdentifier"), "restored from snapshot",
-                                    inherit, depth, key)
+                return self._source(resource, (RDS_CLUSTER_SNAPSHOT, RDS_CLUSTER_SNAPSHOT_COPY, RDS_SNAPSHOT,
+                                               RDS_SNAPSHOT_COPY), "_snapshotId", "snapshotIdentifier",
+                                    "restored from snapshot", inherit, depth, key, key_encrypts=True)
             if is_set(lookup(props, "restoreToPointInTime")):
-                source = lookup(props, "restoreToPointInTime", "sourceClusterIdentifier")
-                return self._source((RDS_CLUSTER,), "clusterIdentifier", source if is_set(source) else MISSING,
+                return self._source(resource, (RDS_CLUSTER,), "clusterIdentifier",
+                                    "restoreToPointInTime.sourceClusterIdentifier",
                                     "point-in-time restore (or clone) of", inherit, depth, key)
             if is_set(lookup(props, "replicationSourceIdentifier")):
-                return self._source((RDS_CLUSTER,), "clusterIdentifier", lookup(props, "replicationSourceIdentifier"),
+                return self._source(resource, (RDS_CLUSTER,), "clusterIdentifier", "replicationSourceIdentifier",
                                     "cross-region replica of", inherit, depth, key)
-            return _own_storage(props)
+            return _own_storage(resource)
         if kind == RDS_SNAPSHOT:
-            return self._source((RDS_INSTANCE,), "identifier", lookup(props, "dbInstanceIdentifier"),
-                                "snapshot of", "a snapshot has its instance's encryption", depth)
+            return self._source(resource, (RDS_INSTANCE,), "identifier", "dbInstanceIdentifier", "snapshot of",
+                                "a snapshot has its instance's encryption", depth,
+                                prove="dbInstanceIdentifier to an instance of this stack")
         if kind == RDS_CLUSTER_SNAPSHOT:
-            return self._source((RDS_CLUSTER,), "clusterIdentifier", lookup(props, "dbClusterIdentifier"),
-                                "snapshot of", "a snapshot has its cluster's encryption", depth)
+            return self._source(resource, (RDS_CLUSTER,), "clusterIdentifier", "dbClusterIdentifier", "snapshot of",
+                                "a snapshot has its cluster's encryption", depth,
+                                prove="dbClusterIdentifier to a cluster of this stack")
         if kind == RDS_SNAPSHOT_COPY:
             if is_set(key):
-                return Encryption(True, key, "the copy is encrypted with its kmsKeyId")
-            return self._source((RDS_SNAPSHOT, RDS_SNAPSHOT_COPY), "_snapshotId",
-                                lookup(props, "sourceDbSnapshotIdentifier"), "copy of",
+                return Encryption(True, key, "the copy is encrypted with its kmsKeyId", resource)
+            return self._source(resource, (RDS_SNAPSHOT, RDS_SNAPSHOT_COPY), "_snapshotId",
+                                "sourceDbSnapshotIdentifier", "copy of",
                                 "without kmsKeyId a copy keeps its source's encryption", depth)
         if kind == RDS_CLUSTER_SNAPSHOT_COPY:
-            # A cluster snapshot cannot be encrypted by copying: kmsKeyId only re-keys an encrypted source.
-            return self._source((RDS_CLUSTER_SNAPSHOT, RDS_CLUSTER_SNAPSHOT_COPY), "_snapshotId",
-                                lookup(props, "sourceDbClusterSnapshotIdentifier"), "copy of",
-                                "a cluster snapshot copy keeps its source's encryption", depth,
+            # A cluster snapshot cannot be encrypted by copying: with kmsKeyId, copying an unencrypted one is
+            # an error, so a copy with kmsKeyId of an outside source is encrypted with it if it exists at all.
+            return self._source(resource, (RDS_CLUSTER_SNAPSHOT, RDS_CLUSTER_SNAPSHOT_COPY), "_snapshotId",
+                                "sourceDbClusterSnapshotIdentifier", "copy of",
+                                "without kmsKeyId a cluster snapshot copy keeps its source's encryption", depth,
                                 key if is_set(key) else MISSING)
         raise NotApplicable(f"{kind} has no storage")
 
@@ -221,21 +242,13 @@ def resolver(index: StackIndex) -> EncryptionResolver:
     return EncryptionResolver(index)
 
 
-def _known_encryption(resolve: EncryptionResolver, resource: PolicyResource) -> Encryption:
-    """The resource's encryption as AWS will create it; Undetermined when it comes from outside the stack."""
-    state = resolve.of(resource)
-    if state.encrypted is None:
-        raise Undetermined(state.why)
-    return state
-
-
 def _encrypted_check(types: tuple[str, ...], what: str) -> StackCheck:
     """A stack check that every resource of ``types`` is encrypted (its own flag or what it inherits)."""
     def check(index: StackIndex, config: Mapping[str, Any], report: StackReport, findings: StackFindings) -> None:
         resolve = resolver(index)
 
         def judge(resource: PolicyResource) -> None:
-            state = _known_encryption(resolve, resource)
+            state = resolve.of(resource)
             if not state.encrypted:
                 report(f"unencrypted {what}: {state.why}", resource)
 
@@ -247,22 +260,33 @@ _check_storage_encrypted = _encrypted_check((RDS_INSTANCE, RDS_CLUSTER), "storag
 _check_snapshot_encrypted = _encrypted_check(SNAPSHOT_TYPES, "snapshot")
 
 
-def _check_storage_cmk(index: StackIndex, config: Mapping[str, Any], report: StackReport,
-                       findings: StackFindings) -> None:
-    resolve = resolver(index)
+def _judge_key(state: Encryption, resource: PolicyResource, report: StackReport) -> None:
+    """Report an encrypted resource whose key (its own or its source's) is AWS managed."""
+    if state.key is MISSING:
+        report(f"encrypted with the AWS managed key aws/rds ({state.why}, no kmsKeyId)", resource)
+    elif not customer_managed(state.key, state.holder, "kmsKeyId"):
+        whose = "" if state.holder is resource else f" ({state.why})"
+        report(f"kmsKeyId {state.key} is an AWS managed key, not a customer-managed one{whose}", resource)
 
-    def judge(resource: PolicyResource) -> None:
-        state = _known_encryption(resolve, resource)
-        if not state.encrypted:
-            return  # rds-storage-encrypted reports it
-        if state.key is UNKNOWN:
-            raise Undetermined(f"the key is inherited: {state.why}")
-        if state.key is MISSING:
-            report(f"encrypted with the AWS managed key aws/rds ({state.why}, no kmsKeyId)", resource)
-        elif is_aws_managed_key(state.key):
-            report(f"kmsKeyId {state.key} is an AWS managed key, not a customer-managed one", resource)
 
-    judge_each(index.of(RDS_INSTANCE, RDS_CLUSTER), config, findings, judge)
+def _cmk_check(types: tuple[str, ...]) -> StackCheck:
+    """A stack check that every encrypted resource of ``types`` ends up under a customer-managed key, its own or
+    the one it keeps from its source (an unencrypted one is rds-storage-encrypted's / rds-snapshot-encrypted's)."""
+    def check(index: StackIndex, config: Mapping[str, Any], report: StackReport, findings: StackFindings) -> None:
+        resolve = resolver(index)
+
+        def judge(resource: PolicyResource) -> None:
+            state = resolve.of(resource)
+            if state.encrypted:
+                _judge_key(state, resource, report)
+
+        judge_each(index.of(*types), config, findings, judge)
+    return check
+
+
+_check_storage_cmk = _cmk_check((RDS_INSTANCE, RDS_CLUSTER))
+# CopyDBSnapshot / CopyDBClusterSnapshot without KmsKeyId: the copy keeps the source's key.
+_check_copy_cmk = _cmk_check((RDS_SNAPSHOT_COPY, RDS_CLUSTER_SNAPSHOT_COPY))
 
 
 # --------------------------------------------------------------------------- TLS at the database
@@ -288,7 +312,8 @@ def _default_tls(engine: str, version: Any, family: Any = MISSING) -> tuple[bool
             major = major_version(family.removeprefix("postgres"))
         if major is None:
             raise Undetermined("engineVersion is not set: rds.force_ssl defaults to 1 from PostgreSQL 15, "
-                               "0 before, and the version RDS picks is not known offline")
+                               "0 before, and the version RDS picks is not known offline",
+                               "engineVersion, or a parameter group with rds.force_ssl=1,")
         on = major >= 15
         return on, f"RDS for PostgreSQL {major} defaults rds.force_ssl to {1 if on else 0}"
     if engine == "aurora-postgresql":
@@ -306,7 +331,8 @@ def _engine_of(resource: PolicyResource, index: StackIndex) -> tuple[str, Any]:
         if len(sources) == 1:
             return _engine_of(sources[0], index)
     if not isinstance(engine, str):
-        raise Undetermined("engine is not set (inherited from a source outside this stack)")
+        raise Undetermined("engine is not set (inherited from a source outside this stack), so the TLS parameter "
+                           "and its default are not known", "engine")
     return engine, version
 
 
@@ -323,9 +349,10 @@ def _check_tls(index: StackIndex, config: Mapping[str, Any], report: StackReport
         group = _parameter_group(resource, index, group_type, name)
         if group is None:
             if name is UNKNOWN:
-                raise Undetermined(f"{group_prop} is not known during preview")
+                raise Undetermined(f"{group_prop} is not known yet", preview=True)
             if is_set(name) and not str(name).lower().startswith("default."):
-                raise Undetermined(f"parameter group {name} is not in this stack")
+                raise Undetermined(f"parameter group {name} is not in this stack, so its {parameter} is not known",
+                                   f"{group_prop} to a parameter group of this stack")
             on, why = _default_tls(engine, version)
             if not on:
                 where = f"the default parameter group ({group_prop} is not set)" if not is_set(name) else name
@@ -333,7 +360,7 @@ def _check_tls(index: StackIndex, config: Mapping[str, Any], report: StackReport
             return
         value = _parameter_value(group, parameter)
         if value is UNKNOWN:
-            raise Undetermined(f"{parameter} in {group.name} is not known during preview")
+            raise Undetermined(f"{parameter} in {group.name} is not known yet", preview=True)
         if value is MISSING:
             on, why = _default_tls(engine, version, lookup(group.props, "family"))
             if not on:
@@ -406,8 +433,7 @@ def _check_not_serverless_v1(props: Mapping[str, Any], _config: Mapping[str, Any
 
 
 def _check_not_public(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-    value = known(props, "publiclyAccessible")
-    return [f"publiclyAccessible is {shown(value)}"] if is_true(value) else []
+    return ["publiclyAccessible is true"] if boolean(props, "publiclyAccessible") is True else []
 
 
 def _check_snapshot_not_public(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
@@ -417,8 +443,8 @@ def _check_snapshot_not_public(props: Mapping[str, Any], _config: Mapping[str, A
 
 
 def _performance_insights_on(props: Mapping[str, Any], _type: str) -> None:
-    value = known(props, "performanceInsightsEnabled")
-    if not is_true(value):
+    value = boolean(props, "performanceInsightsEnabled")
+    if value is not True:
         raise NotApplicable("Performance Insights is off" + (" (the API default)" if value is MISSING else ""))
 
 
@@ -435,13 +461,10 @@ def _check_pi_key(props: Mapping[str, Any], _config: Mapping[str, Any], _type: s
 def _flag_check(prop: str, default: bool, meaning: str) -> Any:
     """A check that a boolean property is true, with the API default applied when it is absent."""
     def check(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-        value = known(props, prop)
-        flag = as_bool(value)
+        value = boolean(props, prop)
         if value is MISSING:
             return [] if default else [f"{prop} is not set (the API default is false): {meaning}"]
-        if flag is None:
-            return [f"{prop} is {shown(value)}, which is not a boolean: {meaning}"]
-        return [] if flag else [f"{prop} is false: {meaning}"]
+        return [] if value else [f"{prop} is false: {meaning}"]
     return check
 
 
@@ -475,7 +498,7 @@ def _check_log_exports(props: Mapping[str, Any], config: Mapping[str, Any], _typ
     engine = engine_name(known(props, "engine"))
     required_by_engine = {**DEFAULT_LOG_TYPES, **(config.get("requiredLogTypes") or {})}
     if not isinstance(engine, str):
-        raise Undetermined("engine is not set (inherited), so its log types are not known")
+        raise Undetermined("engine is not set (inherited), so its log types are not known", "engine")
     required = [str(t).lower() for t in required_by_engine.get(engine, [])]
     if not required:
         raise NotApplicable(f"no log types are required for engine {engine}")
@@ -489,14 +512,14 @@ def _check_log_exports(props: Mapping[str, Any], config: Mapping[str, Any], _typ
 
 def _check_teardown(props: Mapping[str, Any], _config: Mapping[str, Any], resource_type: str) -> list[str]:
     if resource_type == DYNAMODB_TABLE:
-        if is_true(known(props, "deletionProtectionEnabled")):
+        if boolean(props, "deletionProtectionEnabled") is True:
             return ["deletionProtectionEnabled is true, so the stack cannot be destroyed (stack is ephemeral)"]
         return []
     problems = []
-    if is_true(known(props, "deletionProtection")):
+    if boolean(props, "deletionProtection") is True:
         problems.append("deletionProtection is true, so the stack cannot be destroyed (stack is ephemeral)")
     replica = resource_type == RDS_INSTANCE and is_replica(props)
-    if not replica and not is_true(known(props, "skipFinalSnapshot")):
+    if not replica and boolean(props, "skipFinalSnapshot") is not True:
         problems.append("skipFinalSnapshot is not true (the API default is false), so destroy leaves or waits on "
                         "a final snapshot (stack is ephemeral)")
     return problems
@@ -671,6 +694,14 @@ STACK_RULES: tuple[StackRule, ...] = (
         "snapshot an encrypted database, or copy the snapshot with kms_key_id (DB snapshots only)",
         EnforcementLevel.MANDATORY, Anchor("rds-snapshot-encrypted", "RDS.4", "CKV_AWS_266"),
         severity=Severity.CRITICAL,
+    ),
+    StackRule(
+        "rds-snapshot-copy-cmk",
+        "RDS snapshot and cluster snapshot copies must be encrypted with a customer-managed KMS key (a copy "
+        "without kmsKeyId keeps its source's key).",
+        _check_copy_cmk,
+        "set kms_key_id on the copy to the stack's customer-managed key (or copy a snapshot that already has one)",
+        EnforcementLevel.MANDATORY, Anchor("—", "—", "CKV_AWS_266"), severity=Severity.HIGH,
     ),
     StackRule(
         "rds-tls-enforced",

@@ -8,14 +8,24 @@ Conventions every policy follows:
   the protocol's not-applicable channel as ``exempted <name>: <reason>``.
 - "Not applicable" (a read replica, an engine without IAM auth, an ephemeral
   stack for a durable-stack rule, ...) is reported with the reason.
-- "Undetermined" is what AWS would decide from something this check cannot
-  see offline (a restore inherits the encryption of a snapshot outside the
-  stack): it is reported as ``undetermined <name>: <why>``, never as a violation.
-- A value unknown during preview, where the verdict needs it, raises the SDK's
-  ``UnknownValueError``: an advisory "can't run during preview", judged again
-  at update.
+- "Undetermined" is a verdict, not a pass: AWS would decide from something the
+  plan does not show (a restore inherits the encryption of a snapshot outside
+  the stack, a key given by an id the stack does not create). It is reported as
+  an advisory violation of the policy, ``cannot verify offline: <what is
+  unknown> — set <input> to prove it``; with the policy's ``strict: true``
+  (``dbenv policy check --strict``) it is reported at the policy's own level,
+  so a mandatory policy blocks on it.
+- A value unknown during preview, where the verdict needs it, is reported the
+  same way (``cannot verify during preview: ...``), always advisory: the
+  update judges it again with the value known.
+- A malformed input (a boolean given as ``1`` or ``"true"``) is a violation:
+  ``<input>: expected true/false, got ...``.
 - Rules scoped to durable or ephemeral stacks read the stack tag named by
   their ``tagName`` property (default ``ephemeral``: ``"true"``/``"false"``).
+
+The protocol carries an enforcement level per diagnostic (the SDK itself reports "can't run during preview"
+as advisory for a mandatory policy); ``report_advisory`` uses that to report an undetermined verdict below
+the policy's level.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .inputs import MISSING, is_true, known, last_arn_part, lookup, shown, strings
+from .inputs import MISSING, Malformed, boolean, last_arn_part, lookup, strings
 
 DEFAULT_EPHEMERAL_TAG = "ephemeral"
 DURABLE = "durable"
@@ -50,7 +60,58 @@ class NotApplicable(Exception):
 
 
 class Undetermined(Exception):
-    """AWS decides from something not visible offline; the reason says what."""
+    """AWS decides from something the plan does not show: ``unknown`` says what, ``prove`` which input to set.
+
+    ``preview``: the value is only unknown during preview (judged again at update), never mandatory.
+    """
+
+    def __init__(self, unknown: str, prove: str = "", *, preview: bool = False) -> None:
+        self.unknown, self.prove, self.preview = unknown, prove, preview
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        if self.preview:
+            return f"cannot verify during preview: {self.unknown}; judged again at update"
+        text = f"cannot verify offline: {self.unknown}"
+        return f"{text} — set {self.prove} to prove it" if self.prove else text
+
+
+def unknown_at_preview(err: UnknownValueError) -> Undetermined:
+    # The SDK's message: "<type> value at .<path> can't be known during preview".
+    return Undetermined(err.message.replace(" can't be known during preview", " is not known yet"), preview=True)
+
+
+def _closure_value(function: Any, name: str) -> Any:
+    code, cells = getattr(function, "__code__", None), getattr(function, "__closure__", None) or ()
+    if code is None or name not in code.co_freevars:
+        return None
+    return cells[code.co_freevars.index(name)].cell_contents
+
+
+def report_advisory(report_violation: ReportViolation, message: str, urn: str | None) -> None:
+    """Report ``message`` as an advisory diagnostic of this policy, whatever the policy's own level.
+
+    The SDK's ``report_violation`` appends a diagnostic at the policy's level to the RPC's response; the
+    diagnostic is then lowered to advisory. If the SDK ever builds its reporter differently, the message
+    stays at the policy's level: stricter, never silent.
+    """
+    report_violation(message, urn)
+    response = _closure_value(report_violation, "response")
+    diagnostics = getattr(response, "diagnostics", None)
+    if diagnostics:
+        from pulumi.runtime.proto import analyzer_pb2
+
+        diagnostics[-1].enforcementLevel = analyzer_pb2.ADVISORY
+
+
+def report_undetermined(report_violation: ReportViolation, config: Mapping[str, Any], err: Undetermined,
+                        urn: str | None) -> None:
+    """An undetermined verdict: advisory, or at the policy's level under ``strict`` (never for preview unknowns)."""
+    if config.get("strict") is True and not err.preview:
+        report_violation(err.message, urn)
+    else:
+        report_advisory(report_violation, err.message, urn)
 
 
 EXEMPTIONS_SCHEMA: dict[str, Any] = {
@@ -67,6 +128,10 @@ EXEMPTIONS_SCHEMA: dict[str, Any] = {
     },
     "default": [],
 }
+STRICT_SCHEMA: dict[str, Any] = {
+    "type": "boolean", "default": False,
+    "description": "Report what cannot be verified offline at this policy's level instead of as an advisory.",
+}
 TAG_SCHEMA: dict[str, Any] = {
     "type": "string", "minLength": 1, "default": DEFAULT_EPHEMERAL_TAG,
     "description": "Stack tag whose value 'true'/'false' says whether the stack is ephemeral.",
@@ -82,10 +147,6 @@ def exemption_reason(config: Mapping[str, Any], resource_name: str) -> str | Non
 
 def exempted_note(resource_name: str, reason: str) -> str:
     return f"exempted {resource_name}: {reason}"
-
-
-def undetermined_note(resource_name: str, reason: str) -> str:
-    return f"undetermined {resource_name}: {reason}"
 
 
 def stack_is_ephemeral(stack_tags: Mapping[str, str], config: Mapping[str, Any]) -> bool:
@@ -126,7 +187,7 @@ def _always(_props: Mapping[str, Any], _resource_type: str) -> None:
 
 
 def _schema(scope: str | None, extra: Mapping[str, dict[str, Any]]) -> PolicyConfigSchema:
-    properties: dict[str, Any] = {"exemptions": EXEMPTIONS_SCHEMA}
+    properties: dict[str, Any] = {"exemptions": EXEMPTIONS_SCHEMA, "strict": STRICT_SCHEMA}
     if scope is not None:
         properties["tagName"] = TAG_SCHEMA
     properties.update(extra)
@@ -146,11 +207,11 @@ def must_be_true(*path: str, default: str = "", consequence: str = "") -> Check:
     label = ".".join(path)
 
     def check(props: Mapping[str, Any], _config: Mapping[str, Any], _type: str) -> list[str]:
-        value = known(props, *path)
-        if is_true(value):
+        value = boolean(props, *path)
+        if value is True:
             return []
-        note = f" ({default})" if value is MISSING and default else ""
-        return [f"{label} is {shown(value)}{note}" + (f": {consequence}" if consequence else "")]
+        state = (f"not set ({default})" if default else "not set") if value is MISSING else "false"
+        return [f"{label} is {state}" + (f": {consequence}" if consequence else "")]
     return check
 
 
@@ -186,8 +247,15 @@ class ResourceRule:
             problems = self.check(args.props, config, args.resource_type)
         except NotApplicable as err:
             args.not_applicable(str(err))
+            return
+        except Malformed as err:
+            problems = [str(err)]
+        except UnknownValueError as err:
+            report_undetermined(report_violation, config, unknown_at_preview(err), None)
+            return
         except Undetermined as err:
-            args.not_applicable(undetermined_note(args.name, str(err)))
+            report_undetermined(report_violation, config, err, None)
+            return
         for problem in problems:
             report_violation(f"{problem}\nRemediation: {self.remediation}", None)
 
@@ -254,20 +322,22 @@ def referenced_strings(resource: PolicyResource, *props: str) -> list[str]:
     return values
 
 
+StackReport = Callable[[str, PolicyResource], None]
+
+
 @dataclass
 class StackFindings:
-    """What a stack policy found besides violations: exemptions, undetermined verdicts, values unknown in preview."""
+    """What a stack policy found besides violations: exemptions (notes) and undetermined verdicts (reported)."""
 
+    report: StackReport
+    report_undetermined: Callable[[Undetermined, PolicyResource], None]
     notes: list[str] = field(default_factory=list)
 
     def exempted(self, resource: PolicyResource, reason: str) -> None:
         self.notes.append(exempted_note(resource.name, reason))
 
-    def undetermined(self, resource: PolicyResource, reason: str) -> None:
-        self.notes.append(undetermined_note(resource.name, reason))
-
-
-StackReport = Callable[[str, PolicyResource], None]
+    def undetermined(self, resource: PolicyResource, err: Undetermined) -> None:
+        self.report_undetermined(err, resource)
 StackCheck = Callable[[StackIndex, Mapping[str, Any], StackReport, StackFindings], None]
 
 
@@ -290,11 +360,14 @@ class StackRule:
 
     def validate(self, args: StackValidationArgs, report_violation: ReportViolation) -> None:
         config = args.get_config() or {}
-        findings = StackFindings()
 
         def report(message: str, resource: PolicyResource) -> None:
             report_violation(f"{message}\nRemediation: {self.remediation}", resource.urn)
 
+        def undetermined(err: Undetermined, resource: PolicyResource) -> None:
+            report_undetermined(report_violation, config, err, resource.urn)
+
+        findings = StackFindings(report, undetermined)
         try:
             check_scope(self.scope, args.stack_tags, config)
             self.check(StackIndex(args.resources), config, report, findings)
@@ -308,7 +381,7 @@ class StackRule:
 
 def judge_each(resources: Iterable[PolicyResource], config: Mapping[str, Any], findings: StackFindings,
                judge: Callable[[PolicyResource], None]) -> None:
-    """Run ``judge`` per resource, honouring exemptions and isolating undetermined and unknown values."""
+    """Run ``judge`` per resource, honouring exemptions and isolating undetermined, unknown and malformed values."""
     for resource in resources:
         reason = exemption_reason(config, resource.name)
         if reason is not None:
@@ -317,9 +390,11 @@ def judge_each(resources: Iterable[PolicyResource], config: Mapping[str, Any], f
         try:
             judge(resource)
         except Undetermined as err:
-            findings.undetermined(resource, str(err))
+            findings.undetermined(resource, err)
         except UnknownValueError as err:
-            findings.undetermined(resource, f"{err.message}; judged again at update")
+            findings.undetermined(resource, unknown_at_preview(err))
+        except Malformed as err:
+            findings.report(str(err), resource)
         except NotApplicable:
             continue
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel, PolicyResource
 
-from .inputs import UNKNOWN, is_aws_managed_key, is_false, is_set, known, lookup, strings
+from .inputs import MISSING, UNKNOWN, is_aws_managed_key, is_set, known, lookup, malformed_boolean, strings
 from .rules import (
     Anchor,
     ResourceRule,
@@ -201,7 +201,11 @@ def _check_rotation(index: StackIndex, config: Mapping[str, Any], report: StackR
             report("database credentials secret without a SecretRotation", secret)
             return
         for rotation in own:
-            if is_false(known(rotation.props, "rotationEnabled")):
+            enabled = known(rotation.props, "rotationEnabled")
+            if enabled is not MISSING and not isinstance(enabled, bool):
+                report(f"SecretRotation {rotation.name}: {malformed_boolean('rotationEnabled', enabled)}", secret)
+                continue
+            if enabled is False:
                 report(f"SecretRotation {rotation.name} has rotationEnabled false", secret)
                 continue
             days = rotation_interval_days(known(rotation.props, "rotationRules"))
