@@ -1,12 +1,13 @@
 """The service's process entry points, wired into `dbenv` by automation/cli.py: serve, worker, service token.
 
+Imported by every `dbenv` command, so it imports nothing heavy (asyncio included) at module level.
+
 Settings come from the one resolution (flags > DBENV_* > dbenv.toml > defaults); the database is the
 ``database_url`` setting or, left out, the embedded PostgreSQL under .dbenv/service/.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from typing import Annotated, Any, NoReturn
@@ -89,6 +90,8 @@ def serve(
 
     Example: dbenv serve --port 8080 --workers 2
     """
+    import asyncio
+
     from automation.service import database, server
 
     settings = _settings(database_url=database_url)
@@ -117,6 +120,8 @@ def worker(
 
     Example: dbenv worker --database-url postgresql://dbenv@db.internal/dbenv --concurrency 4
     """
+    import asyncio
+
     from automation.service import server
 
     settings = _settings(database_url=database_url)
@@ -210,6 +215,8 @@ def _check_token_name(name: str) -> None:
 
 
 def _with_database(database_url: str | None, action: Any) -> Any:
+    import asyncio
+
     from automation.service import database
 
     settings = _settings(database_url=database_url)
