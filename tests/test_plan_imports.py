@@ -60,7 +60,7 @@ def test_dir_and_unknown_names_load_the_package_in_full_as_before() -> None:
 def test_the_large_types_modules_define_only_the_classes_asked_for() -> None:
     facts = _run(
         "import json, sys, typing\n"
-        "import automation.plan\n"
+        "import automation.planning.plan\n"
         "import pulumi_aws as aws\n"
         "from pulumi import _types\n"
         "group, ingress = aws.ec2.SecurityGroup, aws.ec2.SecurityGroupIngressArgs\n"
@@ -84,7 +84,7 @@ def test_the_large_types_modules_define_only_the_classes_asked_for() -> None:
 def test_a_plan_is_the_same_with_the_types_modules_loaded_whole() -> None:
     code = (
         "import json, sys\n"
-        "from automation import plan as p\n"
+        "from automation.planning import plan as p\n"
         "{setup}"
         "config = p.merge_config({{}}, recipes='all', branch='imports', ephemeral=True)\n"
         "print(json.dumps(p.build_plan(config, stack='imports').to_json(), sort_keys=True, default=str))\n"

@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from automation import policy_check
-from automation.policy_check import PackProcess
+from automation.planning import policy_check
+from automation.planning.policy_check import PackProcess
 from tests.test_policy_rules import KEY, provider, res, run, verdict
 
 pytestmark = pytest.mark.policy

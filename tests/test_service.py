@@ -320,3 +320,50 @@ def test_a_non_loopback_bind_needs_a_token(tmp_path: Path) -> None:
     assert nourl.returncode == 2 and "--database-url" in nourl.stderr
     bad = dbenv(project, "serve", "--database-url", "mysql://root:hunter2@x/db")
     assert bad.returncode == 2 and "hunter2" not in bad.stderr and "PostgreSQL URL" in bad.stderr
+
+
+def test_schedules_queue_reap_resleep_and_drift_jobs_that_run(tmp_path: Path) -> None:
+    """One tick of each schedule, called as procrastinate calls it, against the running service's database."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from automation.service import schedules, store
+    from automation.service.jobs import Runtime, ServiceConfig
+
+    dep = Deployment(tmp_path, "machine")
+    try:
+        deployed = {}
+        for branch in ("feature/old", "feature/sleepy", "feature/live"):
+            job = put(dep, branch).json()
+            deployed[branch] = wait_job(dep.api, job["id"])
+            assert deployed[branch]["state"] == "succeeded", deployed[branch]
+
+        async def tick() -> tuple[list[int], list[int], list[int]]:
+            runtime = Runtime(ServiceConfig(project_dir=dep.project.root, schedules=False), dep.url or "")
+            await runtime.open()
+            try:
+                async with runtime.pool.connection() as conn:
+                    await store.update_environment(conn, "feature/old",
+                                                   expires_at=datetime.now(UTC) - timedelta(hours=1))
+                    await store.update_environment(conn, "feature/sleepy", asleep=True, status="asleep")
+                return (await schedules.reap_expired(runtime), await schedules.resleep_asleep(runtime),
+                        await schedules.check_drift(runtime))
+            finally:
+                await runtime.close()
+
+        reaped, reslept, drifted = asyncio.run(tick())
+        reap_job = wait_job(dep.api, reaped[0])
+        assert len(reaped) == 1 and reap_job["kind"] == "down" and reap_job["branch"] == "feature/old"
+        assert reap_job["state"] == "succeeded" and reap_job["requested_by"] == "schedule:reap"
+        assert dep.reader.get("/v1/environments/feature/old").status_code == 404
+        sleep_job = wait_job(dep.api, reslept[0])
+        assert len(reslept) == 1 and sleep_job["kind"] == "sleep" and sleep_job["branch"] == "feature/sleepy"
+        assert sleep_job["state"] in ("succeeded", "failed"), sleep_job  # scripted engine: no RDS to stop
+        drift_jobs = [wait_job(dep.api, job_id) for job_id in drifted]
+        assert {j["branch"] for j in drift_jobs} == {"feature/sleepy", "feature/live"}
+        assert all(j["kind"] == "drift" and j["state"] == "succeeded" for j in drift_jobs), drift_jobs
+        live = dep.reader.get("/v1/environments/feature/live").json()
+        # The scripted preview always reports one create: that is drift, and the environment says so.
+        assert live["drift"] == "1 create" and live["drift_checked_at"]
+    finally:
+        dep.close()
