@@ -133,6 +133,22 @@ def scripted_cli() -> str:
                         _LONG_RUN + 'if args[0] in ("up", "preview", "destroy"):', 1)
 
 
+_MOTO: dict[str, Any] = {}
+
+
+def local_aws_endpoint() -> str:
+    """A moto server on loopback for every AWS API call a service process makes (sleep and wake read RDS):
+    the projects here deploy to --target aws through the scripted engine, and no call may leave the machine."""
+    if "url" not in _MOTO:
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        _MOTO.update(server=server, url=f"http://127.0.0.1:{port}")
+    return _MOTO["url"]
+
+
 def make_project(tmp: Path, *, with_pulumi: bool = True, toml_extra: str = "") -> Project:
     root = tmp / "project"
     root.mkdir(parents=True)
@@ -149,6 +165,8 @@ def make_project(tmp: Path, *, with_pulumi: bool = True, toml_extra: str = "") -
         binary.chmod(0o755)
     state = tmp / "cli-state.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBENV_", "PULUMI_"))}
+    env.update({"AWS_ENDPOINT_URL": local_aws_endpoint(), "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
     env.update({"FAKE_PULUMI_STATE": str(state), "PULUMI_CONFIG_PASSPHRASE": "test-only",
                 "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", "HOME": str(tmp / "home"),
                 "PYTHONPATH": str(ROOT), "NO_COLOR": "1"})
