@@ -118,7 +118,9 @@ def bench_jobs(tmp: Path, jobs: int, stacks: int, workers: int) -> None:
     try:
         branches = [f"bench/stack-{i:02d}" for i in range(stacks)]
         for branch in branches:
-            dep.project.set_state(naming.stack_name(branch), delay=0.2)
+            # Each stack as `dbenv up` leaves it (tagged), its engine busy 0.2 s per up or destroy.
+            dep.project.set_state(naming.stack_name(branch), delay=0.2,
+                                  tags={"ephemeral": "true", "branch": branch})
         start = time.perf_counter()
         accepted = []
         rng = random.Random(7)
@@ -149,6 +151,13 @@ def bench_jobs(tmp: Path, jobs: int, stacks: int, workers: int) -> None:
               f"{jobs // 3}, a replacement started): {len(finals)} jobs, {ran} ran, {elapsed:.1f}s, "
               f"{ran / elapsed:.1f} jobs/s")
         print(f"  final states: {', '.join(f'{k} {v}' for k, v in sorted(states.items()))}")
+        reasons: dict[str, int] = {}
+        for job in finals:
+            if job["state"] == "failed":
+                reason = f"{job['kind']}: {' '.join((job['error'] or '').replace(job['stack'] or '', 'STACK').split())[:90]}"
+                reasons[reason] = reasons.get(reason, 0) + 1
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            print(f"  failed {count}x  {reason}")
         print(f"  overlapping runs on one stack: {overlaps} (goal 0); jobs never finished or missing: "
               f"{unaccounted} (goal 0); interrupted by the kill and marked lost: {states.get('lost', 0)}")
     finally:

@@ -140,8 +140,11 @@ def local_aws_endpoint() -> str:
     """A moto server on loopback for every AWS API call a service process makes (sleep and wake read RDS):
     the projects here deploy to --target aws through the scripted engine, and no call may leave the machine."""
     if "url" not in _MOTO:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
