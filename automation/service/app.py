@@ -30,6 +30,7 @@ MAX_BODY = 1024 * 1024
 PROBLEM = "application/problem+json"
 COOKIE = "dbenv_token"
 _SECRET_WORDS = ("password", "secret", "token", "passphrase", "private")
+_UNION_MEMBERS = ("str", "list[str]", "int", "bool", "float", "dict[str,any]")
 
 
 class Problem(Exception):
@@ -88,11 +89,16 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {}
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
-        field = ".".join(location) or None
         if first.get("type") == "json_invalid":
-            return problem_response(400, "Malformed JSON", f"the body is not valid JSON: {first.get('msg')}",
-                                    field)
+            return problem_response(400, "Malformed JSON", f"the body is not valid JSON: {first.get('msg')}")
+        location = []
+        for part in first.get("loc", ()):
+            if part in ("body", "query", "path", "header"):
+                continue
+            if str(part) in _UNION_MEMBERS:
+                break  # pydantic names the union member it tried (recipes.str): the field is enough
+            location.append(str(part))
+        field = ".".join(location) or None
         detail = first.get("msg", "invalid input")
         if first.get("type") == "extra_forbidden":
             detail = f"unknown field {field!r}: not part of this request's schema (see /openapi.json)"
@@ -102,7 +108,7 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, err: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
         detail = err.detail if isinstance(err.detail, str) else None
         if err.status_code == 413:
             detail = f"the body is larger than {app.max_body_size} bytes"
