@@ -273,6 +273,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(no credentials, no hooks) until a member comments `/dbenv approve`", _as_bool),
     Setting("github_remote", "https://github.com/{repo}.git", "DBENV_GITHUB_REMOTE", "clone URL of a repository, "
             "{repo} standing for owner/name", _pattern(r"^(https?|ssh|git|file)://[^\s]*\{repo\}", "a URL with {repo}")),
+    Setting("github_bot_login", None, "DBENV_GITHUB_BOT_LOGIN", "the login the service comments as (an App: "
+            "its-slug[bot]): only its own comment is edited, whoever else types the marker",
+            _pattern(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}(\[bot\])?$", "a GitHub login (e.g. dbenv-acme[bot])")),
     Setting("github_webhook_max_bytes", 5 * 1024 * 1024, "DBENV_GITHUB_WEBHOOK_MAX_BYTES", "largest webhook body "
             "accepted (GitHub sends at most 25 MB)", _whole(1024, 25 * 1024 * 1024)),
     Setting("heartbeat_timeout", 30, "DBENV_HEARTBEAT_TIMEOUT", "seconds without a worker heartbeat before the "

@@ -250,6 +250,21 @@ def test_a_pull_request_life_opened_synchronize_closed(world: World) -> None:
 # ----------------------------------------------------------------- forks and comment commands
 
 
+def test_only_the_services_own_comment_is_edited(tmp_path: Path, github: FakeGitHub,
+                                                 key_pair: tuple[str, str]) -> None:
+    key_file = tmp_path / "app.pem"
+    key_file.write_text(key_pair[0], encoding="utf-8")
+    w = World(tmp_path, github, key_file, extra_env={"DBENV_GITHUB_BOT_LOGIN": github.bot_login})
+    try:
+        planted = github.add_comment(REPO, PR, f"<!-- dbenv:env:{REPO}#{PR} --> edit me", login="mallory")
+        job = wait_job(w.api, w.send("pull_request", pull_event("opened", w.repo.head)).json()["jobs"][0])
+        assert job["state"] == "succeeded"
+        wait_for(lambda: len(w.comments()) == 2 and "ready" in w.comments()[1]["body"], "the service's own comment")
+        assert w.comments()[0]["body"] == planted["body"]  # someone else's comment with the marker is untouched
+    finally:
+        w.stop()
+
+
 def test_a_fork_is_refused_and_nothing_runs(world: World) -> None:
     payload = pull_event("opened", world.repo.head)
     payload["pull_request"]["head"]["repo"]["full_name"] = "stranger/shop-db"

@@ -51,6 +51,7 @@ class GitHubConfig:
     public_url: str
     parent: str | None
     mirrors_root: Path
+    bot_login: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> GitHubConfig | None:
@@ -68,7 +69,7 @@ class GitHubConfig:
                    repos=tuple(values.get("github_repos") or ()), allow_forks=bool(values["github_allow_forks"]),
                    remote=values["github_remote"], max_bytes=int(values["github_webhook_max_bytes"]),
                    public_url=values["public_url"].rstrip("/"), parent=values.get("parent"),
-                   mirrors_root=settings.state_root / "service" / "mirrors")
+                   mirrors_root=settings.state_root / "service" / "mirrors", bot_login=values.get("github_bot_login"))
 
     def client(self, installation_id: int | None, on_line: Any = None) -> GitHubClient:
         app = App(self.app_id, self.app_key) if self.app_id and self.app_key else None
@@ -284,7 +285,8 @@ class PullRequestJobs:
             job_url=f"{self.config.public_url}/jobs/{row['id']}", message=message)
         try:
             with self.config.client(where.get("installation_id"), lambda line: emit("github", line)) as client:
-                client.upsert_comment(repo, int(pr), comment.marker(repo, int(pr)), comment.render(data))
+                client.upsert_comment(repo, int(pr), comment.marker(repo, int(pr)), comment.render(data),
+                                      author=self.config.bot_login)
                 sha = where.get("sha") or row["commit_sha"]
                 if sha:
                     client.set_status(repo, sha, comment.commit_state(status), comment.status_line(data),
