@@ -378,3 +378,47 @@ def test_schedules_queue_reap_resleep_and_drift_jobs_that_run(tmp_path: Path) ->
         assert live["drift"] == "1 create" and live["drift_checked_at"]
     finally:
         dep.close()
+
+
+def test_environment_filters_and_cursor_pages(deployment: Deployment) -> None:
+    """owner, status and expired filters; newest first; a cursor walks every row exactly once."""
+    import psycopg
+
+    from automation.service import database
+
+    now = time.time()
+    rows = [(f"feature/f{i:02d}", naming.stack_name(f"feature/f{i:02d}"), "ready" if i % 3 else "asleep",
+             f"dev{i % 2}@example.com", i % 4 == 0) for i in range(23)]
+
+    async def seed() -> None:
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            for i, (branch, stack, status, owner, expired) in enumerate(rows):
+                await conn.execute(
+                    "INSERT INTO dbenv_environments (branch, stack, status, owner, expires_at, updated_at) "
+                    "VALUES (%s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s))",
+                    (branch, stack, status, owner, now + (-3600 if expired else 3600), now - i))
+
+    import asyncio
+
+    conninfo = deployment.url or database.embedded(deployment.project.root / ".dbenv").conninfo
+    asyncio.run(seed())
+    api = deployment.reader
+    seen, cursor = [], None
+    while True:
+        page = api.get("/v1/environments", params={"limit": 5, **({"cursor": cursor} if cursor else {})}).json()
+        assert len(page["items"]) <= 5
+        seen += [item["branch"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [branch for branch, *_ in rows]  # newest first (updated most recently), each once
+    mine = api.get("/v1/environments", params={"owner": "dev1@example.com", "limit": 500}).json()["items"]
+    assert {e["branch"] for e in mine} == {b for b, _, _, owner, _ in rows if owner == "dev1@example.com"}
+    asleep = api.get("/v1/environments", params={"status": "asleep"}).json()["items"]
+    assert {e["branch"] for e in asleep} == {b for b, _, status, _, _ in rows if status == "asleep"}
+    expired = api.get("/v1/environments", params={"expired": "true"}).json()["items"]
+    assert {e["branch"] for e in expired} == {b for b, *_, gone in rows if gone} and all(e["expired"] for e in expired)
+    fresh = api.get("/v1/environments", params={"expired": "false", "limit": 500}).json()["items"]
+    assert len(fresh) == sum(1 for *_, gone in rows if not gone)
+    assert api.get("/v1/environments", params={"limit": 0}).status_code == 422
+    assert api.get("/v1/environments", params={"expired": "maybe"}).status_code == 422
