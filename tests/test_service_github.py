@@ -196,8 +196,10 @@ def test_a_redelivery_queues_nothing_new_and_ping_and_bad_payloads_answer(world:
     assert ping.status_code == 200 and ping.json()["pong"] is True
     push = world.send("push", json.loads((PAYLOADS / "push.json").read_text(encoding="utf-8")))
     assert push.status_code == 200 and "ignored" in push.json()
-    hostile = world.send("pull_request", {"action": "opened", "pull_request": {"head": "x"}})
+    hostile = world.send("pull_request", {"action": "opened", "pull_request": {"head": "x"}}, delivery_id="bad-1")
     assert hostile.status_code == 400 and hostile.headers["content-type"] == "application/problem+json"
+    again = world.send("pull_request", {"action": "opened", "pull_request": {"head": "x"}}, delivery_id="bad-1")
+    assert again.status_code == 200 and again.json()["duplicate"]  # recorded: the sweep will not ask for it
     other_repo = pull_event("opened", world.repo.head)
     other_repo["repository"]["full_name"] = "evil/repo"
     other_repo["pull_request"]["base"]["repo"]["full_name"] = "evil/repo"

@@ -93,11 +93,20 @@ def install(app: FastAPI, config: GitHubConfig) -> None:
         except signature.BadSignature as err:
             raise Problem(401, "Unauthorized", f"webhook signature: {err}", field=signature.HEADER) from None
         event, delivery = request.headers.get("X-GitHub-Event"), request.headers.get("X-GitHub-Delivery")
+        runtime = request.app.state.runtime
+        if delivery and events.valid_delivery_id(delivery):
+            async with runtime.pool.connection() as conn:
+                if await store.known_deliveries(conn, [delivery]):
+                    return JSONResponse({"delivery": delivery, "duplicate": True}, status_code=200)
         try:
             parsed = events.parse(event, delivery, events.load_payload(body))
         except events.BadPayload as err:
+            if delivery and events.valid_delivery_id(delivery):
+                # Authentic but unusable: recorded, so the missed-delivery sweep does not ask for it again.
+                async with runtime.pool.connection() as conn:
+                    await store.record_delivery(conn, delivery, (event or "?")[:64], None, None)
+                    await store.set_delivery_outcome(conn, delivery, "bad payload")
             raise Problem(400, "Bad payload", str(err)) from None
-        runtime = request.app.state.runtime
         async with runtime.pool.connection() as conn, conn.transaction():
             action = getattr(parsed, "kind", None) if isinstance(parsed, events.Action) else None
             if not await store.record_delivery(conn, parsed.delivery_id, parsed.event, action,

@@ -245,11 +245,16 @@ def parse_pull_request(pull: Any, where: str = "pull_request") -> PullRequest:
 # Events
 
 
+def valid_delivery_id(delivery_id: Any) -> bool:
+    """An X-GitHub-Delivery value (a GUID) the service can record."""
+    return isinstance(delivery_id, str) and bool(_DELIVERY.fullmatch(delivery_id))
+
+
 def parse(event: str | None, delivery_id: str | None, payload: Any) -> Action | Ignored:
     """Turn a verified delivery (``X-GitHub-Event``, ``X-GitHub-Delivery``, parsed body) into an Action or Ignored."""
     if not isinstance(event, str) or not _EVENT.fullmatch(event):
         raise BadPayload("the X-GitHub-Event header is missing or not an event name")
-    if not isinstance(delivery_id, str) or not _DELIVERY.fullmatch(delivery_id):
+    if not valid_delivery_id(delivery_id):
         raise BadPayload("the X-GitHub-Delivery header is missing or not a delivery id")
     if not isinstance(payload, Mapping):
         raise BadPayload("the payload is not a JSON object")
