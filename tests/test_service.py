@@ -422,3 +422,47 @@ def test_environment_filters_and_cursor_pages(deployment: Deployment) -> None:
     assert len(fresh) == sum(1 for *_, gone in rows if not gone)
     assert api.get("/v1/environments", params={"limit": 0}).status_code == 422
     assert api.get("/v1/environments", params={"expired": "maybe"}).status_code == 422
+
+
+def test_environments_made_by_the_cli_join_and_leave_the_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """The sync schedule reads the backend as `dbenv ls` does: a stack `dbenv up` made appears, one
+    `dbenv down` removed disappears."""
+    import asyncio
+
+    from automation.service import schedules
+    from automation.service.jobs import Runtime, ServiceConfig
+
+    dep = Deployment(tmp_path, "machine")
+    try:
+        cli_stack = naming.stack_name("feature/cli")
+        dep.project.set_state(cli_stack, resources=3, tags={
+            "branch": "feature/cli", "ephemeral": "true", "owner": "cli@example.com", "commit": "abc1234",
+            "created-at": "2026-12-05T10:00:00Z", "expires-at": "2099-01-01T00:00:00Z",
+            "cost-idle": "12.50", "cost-asleep": "1.00"})
+        (tmp_path / "state").mkdir(exist_ok=True)  # the file backend `dbenv up` would have made
+        for key in ("PATH", "FAKE_PULUMI_STATE", "PULUMI_CONFIG_PASSPHRASE"):
+            monkeypatch.setenv(key, dep.project.env[key])
+
+        async def sync() -> int | None:
+            runtime = Runtime(ServiceConfig(project_dir=dep.project.root, env=dep.project.env, schedules=False),
+                              dep.url or "")
+            await runtime.open()
+            try:
+                return await schedules.sync_from_backend(runtime)
+            finally:
+                await runtime.close()
+
+        assert asyncio.run(sync()) == 1
+        env = dep.reader.get("/v1/environments/feature/cli").json()
+        assert env["stack"] == cli_stack and env["status"] == "ready" and env["owner"] == "cli@example.com"
+        assert env["monthly_cost"]["idle"] == 12.5 and env["monthly_cost"]["asleep"] == 1.0
+        assert env["commit"] == "abc1234" and env["expires_at"].startswith("2099-01-01")
+
+        state = dep.project.state()
+        del state[cli_stack]
+        dep.project.cli_state.write_text(json.dumps(state), encoding="utf-8")
+        assert asyncio.run(sync()) == 0
+        assert dep.reader.get("/v1/environments/feature/cli").status_code == 404
+    finally:
+        dep.close()

@@ -117,7 +117,16 @@ class EnvInfo:
     @property
     def monthly_cost(self) -> float | None:
         """What still bills: the idle estimate while awake, the asleep one while asleep."""
-        return _tag_money(self.tags.get(TAG_COST_ASLEEP if self.sleep_state == ASLEEP else TAG_COST_IDLE))
+        return self.cost_asleep if self.sleep_state == ASLEEP else self.cost_idle
+
+    @property
+    def cost_idle(self) -> float | None:
+        """The idle monthly estimate `dbenv up` recorded on the stack."""
+        return _tag_money(self.tags.get(TAG_COST_IDLE))
+
+    @property
+    def cost_asleep(self) -> float | None:
+        return _tag_money(self.tags.get(TAG_COST_ASLEEP))
 
     @property
     def expired(self) -> bool:

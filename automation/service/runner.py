@@ -7,6 +7,7 @@ resolution as ``dbenv`` (``workspace.load_settings``: the job's inputs act as fl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 from automation.service import store
 
 Emit = Callable[..., None]
+SHARED_STACK = "shared"
+log = logging.getLogger("dbenv.service")
 
 
 class Operations:
@@ -136,6 +139,24 @@ class Operations:
         if inputs.get("from"):
             extra["schema_diff"] = lifecycle.schema_diff_text(settings, inputs["from"])
         return extra
+
+    def backend_environments(self) -> list[dict[str, Any]] | None:
+        """Every branch stack the Pulumi backend holds, as `dbenv ls` reads it (None when it cannot be read)."""
+        from automation import workspace
+        from automation.operations import errors, lifecycle
+        from automation.operations.engine import ASLEEP
+
+        try:
+            settings = workspace.load_settings(self.config.project_dir, env=self.config.env)
+            infos = lifecycle.environments_for(settings, read_only=True).list()
+        except (*errors.USAGE, *errors.FAILED) as err:
+            log.info("environments sync skipped: %s", " ".join(str(err).split())[:200])
+            return None
+        return [{"branch": info.branch, "stack": info.stack, "owner": info.owner, "commit_sha": info.commit,
+                 "parent": info.parent, "ephemeral": info.ephemeral, "created_at": info.created_at,
+                 "expires_at": info.expires_at, "asleep": info.sleep_state == ASLEEP,
+                 "cost_idle": info.cost_idle, "cost_asleep": info.cost_asleep}
+                for info in infos if info.branch and info.stack != SHARED_STACK]
 
     def describe_failure(self, err: BaseException) -> str:
         from automation.operations import errors

@@ -15,11 +15,13 @@ REAP_CRON = "*/10 * * * *"      # expired environments: every 10 minutes
 RESLEEP_CRON = "7 * * * *"      # AWS starts a stopped RDS database after 7 days: check hourly
 DRIFT_CRON = "23 */6 * * *"     # a preview per environment every 6 hours
 RECOVER_CRON = "* * * * *"      # lost jobs, also checked by every worker between ticks
+SYNC_CRON = "*/10 * * * *"      # environments made or removed outside the service (`dbenv up/down`)
 
 
 def register(runtime: Any) -> None:
     for name, cron, action in (("reap", REAP_CRON, reap_expired), ("resleep", RESLEEP_CRON, resleep_asleep),
-                               ("drift", DRIFT_CRON, check_drift), ("recover", RECOVER_CRON, _recover)):
+                               ("drift", DRIFT_CRON, check_drift), ("recover", RECOVER_CRON, _recover),
+                               ("sync", SYNC_CRON, sync_from_backend)):
         _periodic(runtime, name, cron, action)
 
 
@@ -76,3 +78,31 @@ async def check_drift(runtime: Any) -> list[int]:
                                    inputs={"recipes": ",".join(r["recipes"]), "from": r["parent"]},
                                    source="schedule"))[0]["id"] for r in rows]
 
+
+async def sync_from_backend(runtime: Any) -> int | None:
+    """Environments made or removed by `dbenv up`/`down` (not through the service) join or leave the list.
+
+    The backend's tags (owner, commit, expiry, sleep state, recorded cost) update the rows; a row whose
+    stack the backend no longer holds, and that no queued or running job is making, is removed.
+    """
+    import asyncio
+
+    from automation.service import store
+
+    found = await asyncio.to_thread(runtime.operations.backend_environments)
+    if found is None:
+        return None
+    async with runtime.pool.connection() as conn, conn.transaction():
+        for env in found:
+            values = {k: v for k, v in env.items() if k not in ("branch", "stack")}
+            if await store.get_environment(conn, env["branch"]) is None:
+                await store.upsert_environment(conn, env["branch"], env["stack"],
+                                               status="asleep" if env["asleep"] else "ready", **values)
+            else:
+                await store.update_environment(conn, env["branch"],
+                                               **{k: v for k, v in values.items() if v is not None})
+        await conn.execute(
+            "DELETE FROM dbenv_environments e WHERE e.status IN ('ready', 'asleep') AND NOT (e.stack = ANY(%s)) "
+            "AND NOT EXISTS (SELECT 1 FROM dbenv_jobs j WHERE j.stack = e.stack AND j.state IN ('queued', 'running'))",
+            ([env["stack"] for env in found],))
+    return len(found)
