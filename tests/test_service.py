@@ -466,3 +466,42 @@ def test_environments_made_by_the_cli_join_and_leave_the_list(tmp_path: Path, mo
         assert dep.reader.get("/v1/environments/feature/cli").status_code == 404
     finally:
         dep.close()
+
+
+def test_a_job_over_its_timeout_is_stopped_and_fails_saying_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """A worker in this process (procrastinate's wait=False: it ends when the queue is empty) runs a job whose
+    timeout is 2 s: the engine gets SIGINT, ends as Pulumi does ("update canceled"), the job fails saying why."""
+    import asyncio
+
+    import psycopg
+
+    from automation.service.jobs import Runtime, ServiceConfig
+
+    dep = Deployment(tmp_path, "machine", workers=0)
+    try:
+        dep.project.set_state(STACK, delay=60, tags={"branch": BRANCH, "ephemeral": "true"})
+        for key in ("PATH", "FAKE_PULUMI_STATE", "PULUMI_CONFIG_PASSPHRASE", "AWS_ENDPOINT_URL"):
+            monkeypatch.setenv(key, dep.project.env[key])
+        job = put(dep).json()
+        with psycopg.connect(dep.url or "", autocommit=True) as conn:  # the shortest job_timeout setting is 1m
+            conn.execute("UPDATE dbenv_jobs SET timeout_seconds = 2 WHERE id = %s", (job["id"],))
+
+        async def work() -> None:
+            config = ServiceConfig(project_dir=dep.project.root, env=dep.project.env, schedules=False)
+            runtime = Runtime(config, dep.url or "")
+            await runtime.open()
+            try:
+                await runtime.app.run_worker_async(wait=False, install_signal_handlers=False, queues=["environments"])
+            finally:
+                await runtime.close()
+
+        started = time.monotonic()
+        asyncio.run(work())
+        done = dep.api.get(f"/v1/jobs/{job['id']}").json()
+        assert done["state"] == "failed", done
+        assert done["error"].startswith("timed out after 2s") and "update canceled" in done["error"], done["error"]
+        assert time.monotonic() - started < 45  # stopped long before the engine's 60 s
+        assert not dep.project.state()[STACK].get("locked")  # Pulumi's clean stop released the lock
+    finally:
+        dep.close()
