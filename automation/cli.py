@@ -9,9 +9,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from automation.commands import config, cost, db, env, local, policy, shared, sleep
+from automation.commands import config, cost, db, env, local, policy, service, shared, sleep
 from automation.commands.common import EXIT_TOOL
-from automation.service import cli as service_cli
 
 
 class _Guarded(TyperGroup):
@@ -63,10 +62,9 @@ app.add_typer(shared.app, name="shared")
 app.add_typer(local.app, name="local")
 app.add_typer(config.app, name="config")
 app.add_typer(db.app, name="db")
-# The HTTP face's processes: the entry point wires them; the typer face does not import the service.
-app.command()(service_cli.serve)
-app.command()(service_cli.worker)
-app.add_typer(service_cli.app, name="service")
+app.command()(service.serve)
+app.command()(service.worker)
+app.add_typer(service.app, name="service")
 
 
 def main() -> None:

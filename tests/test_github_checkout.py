@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from automation.service.github.checkout import CheckoutError, Mirrors
+from automation.github.checkout import CheckoutError, Mirrors
 
 REPO = "acme/shop-db"
 
@@ -172,7 +172,7 @@ def test_worker_processes_share_one_mirror(tmp_path: Path, origin: Origin) -> No
     # Several processes start on an empty cache at once: the file lock lets one clone and the others fetch.
     script = (
         "import sys; from pathlib import Path\n"
-        "from automation.service.github.checkout import Mirrors\n"
+        "from automation.github.checkout import Mirrors\n"
         "root, url, sha = sys.argv[1:4]\n"
         "with Mirrors(Path(root), lambda repo: url).worktree('acme/shop-db', sha, pr=7) as path:\n"
         "    print((path / 'schema.sql').read_text().strip())\n"

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from automation.service.github.client import App, GitHubClient, GitHubError, HookDelivery, missed_deliveries
+from automation.github.client import App, GitHubClient, GitHubError, HookDelivery, missed_deliveries
 from tests.github_server import FakeGitHub, app_key_pair, delivery
 
 REPO = "acme/shop-db"

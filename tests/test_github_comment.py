@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from automation.service.github import comment
-from automation.service.github.comment import Cost, EnvironmentComment, PolicyVerdict
+from automation.github import comment
+from automation.github.comment import Cost, EnvironmentComment, PolicyVerdict
 
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from automation.service.github import events
-from automation.service.github.events import Action, BadPayload, Ignored
+from automation.github import events
+from automation.github.events import Action, BadPayload, Ignored
 
 PAYLOADS = Path(__file__).parent / "github_payloads"
 HEAD = "6dcb09b5b57875f334f61aebed695e2e4193db5e"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.service.github.signature import BadSignature, sign, verify
+from automation.github.signature import BadSignature, sign, verify
 
 SECRET = b"It's a Secret to Everybody"
 BODY = b'{"action":"opened","number":1}'

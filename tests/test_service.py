@@ -333,8 +333,8 @@ def test_schedules_queue_reap_resleep_and_drift_jobs_that_run(tmp_path: Path) ->
     import asyncio
     from datetime import UTC, datetime, timedelta
 
-    from automation.service import schedules, store
-    from automation.service.jobs import Runtime, ServiceConfig
+    from automation.jobs import schedules, store
+    from automation.jobs.runtime import Runtime, ServiceConfig
 
     dep = Deployment(tmp_path, "machine")
     try:
@@ -384,7 +384,7 @@ def test_environment_filters_and_cursor_pages(deployment: Deployment) -> None:
     """owner, status and expired filters; newest first; a cursor walks every row exactly once."""
     import psycopg
 
-    from automation.service import database
+    from automation.jobs import database
 
     now = time.time()
     rows = [(f"feature/f{i:02d}", naming.stack_name(f"feature/f{i:02d}"), "ready" if i % 3 else "asleep",
@@ -430,8 +430,8 @@ def test_environments_made_by_the_cli_join_and_leave_the_list(tmp_path: Path, mo
     `dbenv down` removed disappears."""
     import asyncio
 
-    from automation.service import schedules
-    from automation.service.jobs import Runtime, ServiceConfig
+    from automation.jobs import schedules
+    from automation.jobs.runtime import Runtime, ServiceConfig
 
     dep = Deployment(tmp_path, "machine")
     try:
@@ -476,7 +476,7 @@ def test_a_job_over_its_timeout_is_stopped_and_fails_saying_so(tmp_path: Path, m
 
     import psycopg
 
-    from automation.service.jobs import Runtime, ServiceConfig
+    from automation.jobs.runtime import Runtime, ServiceConfig
 
     dep = Deployment(tmp_path, "machine", workers=0)
     try:

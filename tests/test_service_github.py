@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from automation.service.github import signature
+from automation.github import signature
 from components import naming
 from tests.github_server import FakeGitHub, app_key_pair, delivery
 from tests.service_harness import Project, Service, make_project, make_token, wait_for, wait_job

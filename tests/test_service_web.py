@@ -25,7 +25,7 @@ from unittest import mock
 import httpx
 import pytest
 
-from automation.service import store
+from automation.jobs import store
 from tests import service_harness as harness
 
 pytestmark = pytest.mark.db
@@ -127,7 +127,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         # No workers: nothing runs the rows put in by hand, and no schedule reaps the expired one.
         with harness.running(project, tmp, workers=0, database_url=url) as service:
             if url is None:
-                from automation.service import database
+                from automation.jobs import database
 
                 runtime_dir = tmp / "runtime"
                 runtime_dir.mkdir(mode=0o700)

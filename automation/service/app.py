@@ -21,9 +21,10 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from automation.service import models, store
+from automation.jobs import store
+from automation.jobs.runtime import Runtime
+from automation.service import models
 from automation.service.follow import EventHub
-from automation.service.jobs import JobRejected, Runtime
 
 log = logging.getLogger("dbenv.service")
 MAX_BODY = 1024 * 1024
@@ -75,9 +76,9 @@ def create_app(runtime: Runtime, *, max_body: int = MAX_BODY, web: bool = True) 
 
         web_face.install(app)
     if runtime.config.github is not None:
-        from automation.service import pull_requests
+        from automation.service import webhooks
 
-        pull_requests.install(app, runtime.config.github)
+        webhooks.install(app, runtime.config.github)
     return app
 
 
@@ -159,6 +160,13 @@ class TooLargeAsProblem:
 def served(app: FastAPI) -> Any:
     """What uvicorn serves: the app inside the 413 rewriter."""
     return TooLargeAsProblem(app, app.max_body_size)
+
+
+def for_serving_runtime() -> Any:
+    """uvicorn's app factory for `dbenv serve` (automation.jobs.server names it by import string)."""
+    from automation.jobs import server
+
+    return served(create_app(server.serving_runtime()))
 
 
 # ------------------------------------------------------------------ auth
@@ -405,11 +413,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one nested function per route
             raise Problem(409, "Protected branch", f"{valid!r} is a protected branch (main, master, prod*, "
                           "production, staging): the service never tears it down; use `dbenv down --force`",
                           field="branch")
-        try:
-            row, created = await runtime_of(request).enqueue(kind="down", branch=valid, stack=stack,
-                                                             requested_by=who.name, inputs={})
-        except JobRejected as err:
-            raise Problem(409, "Conflict", str(err)) from None
+        row, created = await runtime_of(request).enqueue(kind="down", branch=valid, stack=stack,
+                                                         requested_by=who.name, inputs={})
         return await accepted(row, created)
 
     # -------------------------------------------------------- plans

@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from automation.service import store
+from automation.jobs import store
 
 log = logging.getLogger("dbenv.service")
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from automation.service.github import identifiers
+from automation.github import identifiers
 from components import naming
 
 # What a pull_request action asks for; other actions (edited, labeled, assigned ...) change nothing.

@@ -1,10 +1,8 @@
-"""Pull requests drive environments: the GitHub webhook, the jobs it queues, the one comment and status they keep.
+"""Pull requests drive environments: the jobs a GitHub delivery queues, the one comment and status they keep.
 
-- ``POST /v1/webhooks/github`` exists only with a webhook secret. It verifies X-Hub-Signature-256 over
-  the raw body before reading anything (GitHub, "Validating webhook deliveries"), records the
-  delivery by its X-GitHub-Delivery id and queues the jobs in the same transaction, and answers
-  within GitHub's 10-second limit ("Best practices for using webhooks": respond within 10 seconds
-  with a 2XX); a redelivery of a recorded id queues nothing.
+- The webhook route (automation.service.webhooks, only with a webhook secret) verifies the
+  delivery, records it and calls ``dispatch`` in the same transaction: a redelivery of a recorded
+  id queues nothing.
 - A pull request's jobs run the project at the head commit: a mirror per repository, a worktree
   per job at the exact sha (checkout.Mirrors); the service's own state folder stays the state.
 - Each job keeps one comment per pull request up to date (found by its hidden marker) and a commit
@@ -25,12 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-
-from automation.service import store
-from automation.service.github import checkout, comment, events, signature
-from automation.service.github.client import App, GitHubClient, GitHubError, missed_deliveries
+from automation.github import checkout, comment, events
+from automation.github.client import App, GitHubClient, GitHubError, missed_deliveries
+from automation.jobs import store
 
 log = logging.getLogger("dbenv.service")
 SWEEP_CRON = "*/15 * * * *"
@@ -80,48 +75,7 @@ class GitHubConfig:
         return self.remote.replace("{repo}", repo)
 
 
-# ------------------------------------------------------------------ the webhook (request side)
-
-
-def install(app: FastAPI, config: GitHubConfig) -> None:
-    from automation.service.app import Problem
-
-    async def webhook(request: Request) -> JSONResponse:
-        body = await request.body()
-        try:
-            signature.verify(config.secret, body, request.headers.get(signature.HEADER))
-        except signature.BadSignature as err:
-            raise Problem(401, "Unauthorized", f"webhook signature: {err}", field=signature.HEADER) from None
-        event, delivery = request.headers.get("X-GitHub-Event"), request.headers.get("X-GitHub-Delivery")
-        runtime = request.app.state.runtime
-        if delivery and events.valid_delivery_id(delivery):
-            async with runtime.pool.connection() as conn:
-                if await store.known_deliveries(conn, [delivery]):
-                    return JSONResponse({"delivery": delivery, "duplicate": True}, status_code=200)
-        try:
-            parsed = events.parse(event, delivery, events.load_payload(body))
-        except events.BadPayload as err:
-            if delivery and events.valid_delivery_id(delivery):
-                # Authentic but unusable: recorded, so the missed-delivery sweep does not ask for it again.
-                async with runtime.pool.connection() as conn:
-                    await store.record_delivery(conn, delivery, (event or "?")[:64], None, None)
-                    await store.set_delivery_outcome(conn, delivery, "bad payload")
-            raise Problem(400, "Bad payload", str(err)) from None
-        async with runtime.pool.connection() as conn, conn.transaction():
-            action = getattr(parsed, "kind", None) if isinstance(parsed, events.Action) else None
-            if not await store.record_delivery(conn, parsed.delivery_id, parsed.event, action,
-                                               getattr(parsed, "repo", None) or None):
-                return JSONResponse({"delivery": parsed.delivery_id, "duplicate": True}, status_code=200)
-            status, answer = await dispatch(runtime, config, conn, parsed)
-            jobs = answer.get("jobs") or []
-            outcome = "ignored" if answer.get("ignored") else "queued" if jobs else "answered"
-            await store.set_delivery_outcome(conn, parsed.delivery_id, outcome, jobs[0] if jobs else None)
-        if answer.get("ignored"):
-            log.info("github delivery %s (%s) ignored: %s", parsed.delivery_id, parsed.event, answer["ignored"])
-        return JSONResponse({"delivery": parsed.delivery_id, **answer}, status_code=status)
-
-    app.add_api_route("/v1/webhooks/github", webhook, methods=["POST"], status_code=202, tags=["webhooks"],
-                      max_body_size=config.max_bytes, summary="GitHub webhook (pull_request, issue_comment, ping)")
+# ------------------------------------------------------------------ what a delivery queues
 
 
 async def dispatch(runtime: Any, config: GitHubConfig, conn: Any,
@@ -381,7 +335,3 @@ def cost_of(row: Mapping[str, Any] | None) -> comment.Cost | None:
         return None
     return comment.Cost(idle=float(row["cost_idle"]), asleep=float(row["cost_asleep"] or 0),
                         active=float(row["cost_active"] or 0))
-
-
-def timestamp(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else value

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from automation.service import store
+from automation.jobs import store
 
 log = logging.getLogger("dbenv.service")
 TASK = "dbenv.run"
@@ -49,10 +49,6 @@ READ_ONLY_KINDS = ("preview", "drift", "plan")
 SUPERSEDES = {"up": ("up",), "down": ("up", "sleep", "wake", "preview", "drift")}
 # Asking again for one of these while one is queued returns the queued one.
 COALESCE = ("down", "sleep", "wake", "preview", "drift")
-
-
-class JobRejected(Exception):
-    """The request cannot become a job (a face turns it into a 409)."""
 
 
 @dataclass
@@ -80,7 +76,7 @@ class Runtime:
         import procrastinate
         from psycopg_pool import AsyncConnectionPool
 
-        from automation.service import runner
+        from automation.jobs import runner
 
         self.config = config
         self.conninfo = conninfo
@@ -175,11 +171,11 @@ class Runtime:
 
         self.run_job = run_job
         if self.config.schedules:
-            from automation.service import schedules
+            from automation.jobs import schedules
 
             schedules.register(self)
             if self.config.github is not None:
-                from automation.service import pull_requests
+                from automation.jobs import pull_requests
 
                 pull_requests.register_sweep(self, self.config.github)
 
@@ -238,7 +234,7 @@ class Runtime:
         pulls = self.operations.pulls
         if pulls is None or row["kind"] == "resolve":
             return
-        from automation.service import pull_requests
+        from automation.jobs import pull_requests
 
         async with self.pool.connection() as conn:
             environment = await store.get_environment(conn, row["branch"]) if row["branch"] else None

@@ -23,9 +23,9 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST, SUPERSEDED = (
     "queued", "running", "succeeded", "failed", "cancelled", "lost", "superseded")
 FINISHED = (SUCCEEDED, FAILED, CANCELLED, LOST, SUPERSEDED)
 JOB_STATES = (QUEUED, RUNNING, *FINISHED)
-# plan: the offline review of a pull request; notify: a reply on a pull request; resolve: a `/dbenv`
-# comment turned into its job once the pull request's head is known.
-JOB_KINDS = ("up", "down", "sleep", "wake", "preview", "drift", "plan", "notify", "resolve")
+# Job kinds: up, down, sleep, wake (the CLI's verbs), drift (a preview expecting no changes), and for pull
+# requests plan (the offline review), notify (a reply on the pull request) and resolve (a `/dbenv` comment
+# turned into its job once the pull request's head is known).
 SCOPES = ("read", "write")
 TOKEN_PREFIX = "dbenv_"
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from automation.service.github import identifiers
+from automation.github import identifiers
 
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 # Transports a remote may use: never ext:: (runs a command) or fd::.

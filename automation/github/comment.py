@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from automation.service.github import identifiers
+from automation.github import identifiers
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "lost", "removed", "refused", "plan-only")
 # GitHub counts the limit in characters; measuring UTF-8 bytes keeps us under it whatever it counts.

@@ -1,4 +1,4 @@
-"""`dbenv serve` and `dbenv worker`: the processes. One code path for the embedded and a shared PostgreSQL.
+"""The processes of `dbenv serve` and `dbenv worker`. One code path for the embedded and a shared PostgreSQL.
 
 serve: the API (uvicorn) and N in-process workers in one event loop; worker: workers only. Every
 worker also sweeps for lost jobs between the periodic ticks, so a job whose worker was killed is
@@ -15,8 +15,8 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from automation.service import database, store
-from automation.service.jobs import QUEUE, Runtime, ServiceConfig, heartbeat_options
+from automation.jobs import database, store
+from automation.jobs.runtime import QUEUE, Runtime, ServiceConfig, heartbeat_options
 
 log = logging.getLogger("dbenv.service")
 
@@ -73,7 +73,7 @@ async def _sweep(runtime: Runtime, stop: asyncio.Event) -> None:
 
 
 async def _sweep_once(runtime: Runtime, github: Any) -> None:
-    from automation.service import pull_requests
+    from automation.jobs import pull_requests
 
     try:
         await pull_requests.sweep(runtime, github)
@@ -91,28 +91,35 @@ async def check_bind(runtime: Runtime, bind: Bind) -> None:
                            "with `dbenv service token create --name NAME --scope write`")
 
 
-async def serve(config: ServiceConfig, db: database.Database, bind: Bind, workers: int,
-                on_ready: Any = None) -> None:
-    import uvicorn
+# uvicorn builds the HTTP face from this import string (an app factory), for the runtime `serve` opened:
+# the processes live here, below both faces, and import neither.
+APP_FACTORY = "automation.service.app:for_serving_runtime"
+_serving: list[Runtime] = []
 
-    from automation.service.app import create_app, served
+
+def serving_runtime() -> Runtime:
+    """The runtime of the `dbenv serve` in this process (what the app factory serves)."""
+    return _serving[-1]
+
+
+async def serve(config: ServiceConfig, db: database.Database, bind: Bind, workers: int) -> None:
+    import uvicorn
 
     await prepare_database(db)
     runtime = Runtime(config, db.conninfo)
     await runtime.open()
+    _serving.append(runtime)
     try:
         await check_bind(runtime, bind)
-        app = create_app(runtime)
-        server = uvicorn.Server(uvicorn.Config(served(app), host=bind.host, port=bind.port, log_level="warning",
-                                               access_log=False, lifespan="on", timeout_graceful_shutdown=5))
+        server = uvicorn.Server(uvicorn.Config(APP_FACTORY, factory=True, host=bind.host, port=bind.port,
+                                               log_level="warning", access_log=False, lifespan="on",
+                                               timeout_graceful_shutdown=5))
         stop = asyncio.Event()
         worker_task = asyncio.create_task(run_workers(runtime, workers, stop)) if workers > 0 else None
         log.info("dbenv serve on http://%s:%s with %d worker(s); %s", bind.host, bind.port, workers, db.describe())
         if config.github is not None:
             # Deliveries GitHub could not make while the service was down: ask for them again now.
             asyncio.create_task(_sweep_once(runtime, config.github))
-        if on_ready is not None:
-            on_ready(bind)
         try:
             await server.serve()
         finally:
@@ -120,6 +127,7 @@ async def serve(config: ServiceConfig, db: database.Database, bind: Bind, worker
             if worker_task is not None:
                 await worker_task
     finally:
+        _serving.remove(runtime)
         await runtime.close()
 
 

@@ -1,4 +1,4 @@
-"""The service's process entry points, wired into `dbenv` by automation/cli.py: serve, worker, service token.
+"""`dbenv serve`, `dbenv worker` and `dbenv service token`: the service's processes (automation.jobs) and tokens.
 
 Imported by every `dbenv` command, so it imports nothing heavy (asyncio included) at module level.
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+from automation.commands.common import EXIT_FAILED, env_settings, fail
 
 DatabaseUrlOption = Annotated[
     str | None, typer.Option("--database-url", help="PostgreSQL for jobs and events (also DBENV_DATABASE_URL, "
@@ -29,31 +29,17 @@ token_app = typer.Typer(name="token", help="Bearer tokens: created once, stored 
 app.add_typer(token_app, name="token")
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    typer.echo(f"dbenv: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _settings(**flags: Any) -> Any:
-    from automation import workspace
-
-    try:
-        return workspace.load_settings(flags=flags)
-    except workspace.SettingsError as err:
-        _fail(str(err))
-
-
 def _config(settings: Any, *, schedules: bool = True) -> Any:
     import os
 
     from automation import inputs
-    from automation.service.jobs import ServiceConfig
-    from automation.service.pull_requests import GitHubConfig
+    from automation.jobs.pull_requests import GitHubConfig
+    from automation.jobs.runtime import ServiceConfig
 
     try:
         github = GitHubConfig.from_settings(settings)
     except inputs.InputError as err:
-        _fail(str(err))
+        fail(str(err))
     return ServiceConfig(project_dir=settings.project_dir, env=dict(os.environ),
                          job_timeout=int(settings.job_timeout.total_seconds()),
                          stalled_after=float(settings.values["heartbeat_timeout"]), schedules=schedules,
@@ -61,12 +47,12 @@ def _config(settings: Any, *, schedules: bool = True) -> Any:
 
 
 def _database(settings: Any) -> Any:
-    from automation.service import database
+    from automation.jobs import database
 
     try:
         return database.resolve(settings.values.get("database_url"), settings.state_root)
     except database.DatabaseError as err:
-        _fail(str(err), EXIT_FAILED)
+        fail(str(err), EXIT_FAILED)
 
 
 def _logging() -> None:
@@ -92,9 +78,9 @@ def serve(
     """
     import asyncio
 
-    from automation.service import database, server
+    from automation.jobs import database, server
 
-    settings = _settings(database_url=database_url)
+    settings = env_settings(database_url=database_url)
     db = _database(settings)
     _logging()
     bind = server.Bind(host, port)
@@ -102,7 +88,7 @@ def serve(
     try:
         asyncio.run(server.serve(_config(settings), db, bind, workers))
     except server.ServeRefused as err:
-        _fail(str(err))
+        fail(str(err))
     except KeyboardInterrupt:
         pass
     finally:
@@ -122,16 +108,16 @@ def worker(
     """
     import asyncio
 
-    from automation.service import server
+    from automation.jobs import server
 
-    settings = _settings(database_url=database_url)
+    settings = env_settings(database_url=database_url)
     url = settings.values.get("database_url")
     if not url:
-        _fail("dbenv worker needs the shared database: pass --database-url (or DBENV_DATABASE_URL); the embedded "
+        fail("dbenv worker needs the shared database: pass --database-url (or DBENV_DATABASE_URL); the embedded "
               "one belongs to the `dbenv serve` of this project")
     problem = server.shared_backend_problem(url, settings.backend_url)
     if problem:
-        _fail(problem)
+        fail(problem)
     _logging()
     db = _database(settings)
     try:
@@ -150,11 +136,11 @@ def token_create(
 
     Example: dbenv service token create --name ci --scope write
     """
-    from automation.service import store
+    from automation.jobs import store
 
     _check_token_name(name)
     if scope not in store.SCOPES:
-        _fail(f"--scope: {scope[:40]!r} is not read or write")
+        fail(f"--scope: {scope[:40]!r} is not read or write")
 
     async def create(conn: Any) -> str:
         import psycopg
@@ -162,7 +148,7 @@ def token_create(
         try:
             return await store.create_token(conn, name, scope)
         except psycopg.errors.UniqueViolation:
-            _fail(f"a token named {name!r} exists: revoke it or choose another name")
+            fail(f"a token named {name!r} exists: revoke it or choose another name")
 
     token = _with_database(database_url, create)
     typer.echo(token)
@@ -177,7 +163,7 @@ def token_list(database_url: DatabaseUrlOption = None,
     """
     import json
 
-    from automation.service import store
+    from automation.jobs import store
 
     tokens = _with_database(database_url, store.list_tokens)
     if as_json:
@@ -199,11 +185,11 @@ def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")],
 
     Example: dbenv service token revoke ci
     """
-    from automation.service import store
+    from automation.jobs import store
 
     _check_token_name(name)
     if not _with_database(database_url, lambda conn: store.revoke_token(conn, name)):
-        _fail(f"no active token named {name!r}", EXIT_FAILED)
+        fail(f"no active token named {name!r}", EXIT_FAILED)
     typer.echo(f"token {name} revoked")
 
 
@@ -211,15 +197,15 @@ def _check_token_name(name: str) -> None:
     import re
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", name):
-        _fail(f"--name: {name[:40]!r} is not a token name (letters, digits, _ . @ -; at most 64)")
+        fail(f"--name: {name[:40]!r} is not a token name (letters, digits, _ . @ -; at most 64)")
 
 
 def _with_database(database_url: str | None, action: Any) -> Any:
     import asyncio
 
-    from automation.service import database
+    from automation.jobs import database
 
-    settings = _settings(database_url=database_url)
+    settings = env_settings(database_url=database_url)
     db = _database(settings)
 
     async def run() -> Any:
@@ -232,4 +218,4 @@ def _with_database(database_url: str | None, action: Any) -> Any:
     try:
         return asyncio.run(run())
     except OSError as err:
-        _fail(f"cannot reach the service database ({db.describe()}): {err}", EXIT_FAILED)
+        fail(f"cannot reach the service database ({db.describe()}): {err}", EXIT_FAILED)

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import jwt
 
-from automation.service.github import events, identifiers
+from automation.github import events, identifiers
 
 DEFAULT_BASE_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"

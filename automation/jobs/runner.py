@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from automation.service import store
+from automation.jobs import store
 
 Emit = Callable[..., None]
 SHARED_STACK = "shared"
@@ -28,7 +28,7 @@ class Operations:
     def attach(self, runtime: Any) -> None:
         github = getattr(self.config, "github", None)
         if github is not None:
-            from automation.service.pull_requests import PullRequestJobs
+            from automation.jobs.pull_requests import PullRequestJobs
 
             self.pulls = PullRequestJobs(github, runtime)
 
@@ -38,7 +38,7 @@ class Operations:
         """The job's settings: its inputs act as flags. A pull request's job reads the project (dbenv.toml,
         hooks, usage file) from the checkout at its commit and keeps state in the service's state folder."""
         from automation import workspace
-        from automation.service.jobs import JOB_ENV
+        from automation.jobs.runtime import JOB_ENV
 
         inputs = row["inputs"] or {}
         flags = {"branch": row["branch"], "recipes": inputs.get("recipes"), "ttl": inputs.get("ttl"),
@@ -52,7 +52,7 @@ class Operations:
     # ------------------------------------------------------------ run (a worker thread)
 
     def run(self, row: Mapping[str, Any], emit: Emit) -> Any:
-        from automation.service.jobs import Result
+        from automation.jobs.runtime import Result
 
         kind, inputs = row["kind"], row["inputs"] or {}
         github = inputs.get("github")
@@ -68,9 +68,9 @@ class Operations:
         return self.operate(row, emit, None)
 
     def operate(self, row: Mapping[str, Any], emit: Emit, checkout: Path | None) -> Any:
+        from automation.jobs.runtime import Result
         from automation.operations import lifecycle
         from automation.operations.events import Tracker, describe
-        from automation.service.jobs import Result
 
         settings = self.settings_for(row, checkout)
         tracker = Tracker()
@@ -163,7 +163,7 @@ class Operations:
 
         if isinstance(err, errors.USAGE + errors.FAILED):
             return " ".join(str(err).split())
-        from automation.service.jobs import _job_error
+        from automation.jobs.runtime import _job_error
 
         return _job_error(err)
 

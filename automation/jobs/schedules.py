@@ -87,7 +87,7 @@ async def sync_from_backend(runtime: Any) -> int | None:
     """
     import asyncio
 
-    from automation.service import store
+    from automation.jobs import store
 
     found = await asyncio.to_thread(runtime.operations.backend_environments)
     if found is None:
